@@ -1,0 +1,189 @@
+//! From per-frame class scores to keyword events: smoothing, thresholds, refractory time.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Detection defaults; they travel in the model file and can be overridden per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectionConfig {
+    /// Probability a keyword's smoothed score must reach to fire, unless overridden below.
+    pub default_threshold: f32,
+    /// Per-keyword thresholds.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, f32>,
+    /// Class scores are averaged over this many frames before the softmax.
+    pub smoothing_frames: usize,
+    /// After a detection, no keyword fires for this long (seconds).
+    pub refractory_s: f32,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self { default_threshold: 0.8, thresholds: BTreeMap::new(), smoothing_frames: 8, refractory_s: 1.0 }
+    }
+}
+
+impl DetectionConfig {
+    pub fn validate(&self, labels: &[String]) -> Result<(), String> {
+        let ok = |t: f32| t > 0.0 && t <= 1.0;
+        if !ok(self.default_threshold) {
+            return Err(format!("default_threshold {} must be in (0, 1]", self.default_threshold));
+        }
+        for (k, &t) in &self.thresholds {
+            if !labels.iter().any(|l| l == k) {
+                return Err(format!("threshold given for unknown keyword {k:?}"));
+            }
+            if !ok(t) {
+                return Err(format!("threshold {t} for {k:?} must be in (0, 1]"));
+            }
+        }
+        if self.smoothing_frames == 0 || self.smoothing_frames > 1000 {
+            return Err(format!("smoothing_frames {} must be in 1..=1000", self.smoothing_frames));
+        }
+        if !(self.refractory_s >= 0.0 && self.refractory_s <= 60.0) {
+            return Err(format!("refractory_s {} must be in 0..=60", self.refractory_s));
+        }
+        Ok(())
+    }
+
+    pub fn threshold_for(&self, label: &str) -> f32 {
+        self.thresholds.get(label).copied().unwrap_or(self.default_threshold)
+    }
+}
+
+/// Labels that start with '_' (`_unknown_`, `_silence_`) are not keywords and never fire.
+pub fn is_keyword(label: &str) -> bool {
+    !label.starts_with('_')
+}
+
+/// One keyword event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Seconds from the start of the stream to the end of the frame that fired.
+    pub time: f64,
+    pub keyword: String,
+    pub score: f32,
+}
+
+/// Turns one frame of logits at a time into detections. Allocates only at construction.
+pub struct Detector {
+    labels: Vec<String>,
+    thresholds: Vec<f32>,
+    cfg: DetectionConfig,
+    frame_seconds: f64,
+    history: Vec<f32>,
+    pos: usize,
+    filled: usize,
+    probs: Vec<f32>,
+    frames: u64,
+    quiet_until: u64,
+}
+
+impl Detector {
+    pub fn new(labels: Vec<String>, cfg: DetectionConfig, frame_seconds: f64) -> Self {
+        let thresholds = labels
+            .iter()
+            .map(|l| if is_keyword(l) { cfg.threshold_for(l) } else { f32::INFINITY })
+            .collect();
+        let c = labels.len();
+        Self {
+            history: vec![0.0; c * cfg.smoothing_frames.max(1)],
+            probs: vec![0.0; c],
+            thresholds,
+            labels,
+            cfg,
+            frame_seconds,
+            pos: 0,
+            filled: 0,
+            frames: 0,
+            quiet_until: 0,
+        }
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    pub fn config(&self) -> &DetectionConfig {
+        &self.cfg
+    }
+
+    /// Replaces every keyword's threshold.
+    pub fn set_threshold(&mut self, t: f32) {
+        for (th, l) in self.thresholds.iter_mut().zip(&self.labels) {
+            if is_keyword(l) {
+                *th = t;
+            }
+        }
+    }
+    pub fn set_threshold_for(&mut self, label: &str, t: f32) {
+        if let Some(i) = self.labels.iter().position(|l| l == label) {
+            if is_keyword(label) {
+                self.thresholds[i] = t;
+            }
+        }
+    }
+    pub fn thresholds(&self) -> &[f32] {
+        &self.thresholds
+    }
+
+    pub fn reset(&mut self) {
+        self.history.fill(0.0);
+        self.pos = 0;
+        self.filled = 0;
+        self.frames = 0;
+        self.quiet_until = 0;
+    }
+
+    /// Smoothed class probabilities after the latest frame.
+    pub fn probabilities(&self) -> &[f32] {
+        &self.probs
+    }
+
+    /// Feeds one frame of class scores; returns a detection if one fires on this frame.
+    pub fn push(&mut self, logits: &[f32]) -> Option<Detection> {
+        let c = self.labels.len();
+        let s = self.cfg.smoothing_frames.max(1);
+        self.history[self.pos * c..(self.pos + 1) * c].copy_from_slice(&logits[..c]);
+        self.pos = (self.pos + 1) % s;
+        self.filled = (self.filled + 1).min(s);
+        self.frames += 1;
+        smoothed_probabilities(&self.history, c, self.filled, &mut self.probs);
+        if self.frames < self.quiet_until {
+            return None;
+        }
+        let (best, score) = self
+            .probs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| is_keyword(&self.labels[*i]))
+            .fold((usize::MAX, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
+        if best == usize::MAX || score < self.thresholds[best] {
+            return None;
+        }
+        self.quiet_until = self.frames + (self.cfg.refractory_s as f64 / self.frame_seconds).round() as u64;
+        Some(Detection {
+            time: self.frames as f64 * self.frame_seconds,
+            keyword: self.labels[best].clone(),
+            score,
+        })
+    }
+}
+
+/// Softmax of the mean of the first `rows` rows of `history` ([rows x classes]): the
+/// readout that training optimises for the end of a clip.
+pub fn smoothed_probabilities(history: &[f32], classes: usize, rows: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for r in 0..rows {
+        for (o, &z) in out.iter_mut().zip(&history[r * classes..(r + 1) * classes]) {
+            *o += z;
+        }
+    }
+    let inv = 1.0 / rows.max(1) as f32;
+    let max = out.iter().fold(f32::MIN, |m, &z| m.max(z * inv));
+    let mut sum = 0.0;
+    for o in out.iter_mut() {
+        *o = (*o * inv - max).exp();
+        sum += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= sum);
+}

@@ -1,0 +1,262 @@
+//! Streaming log-mel front end: 16 kHz mono in, one frame of log-mel energies every hop.
+//!
+//! The same code computes features for training, evaluation and the live app, so the
+//! network never sees features computed two different ways.
+
+use realfft::{RealFftPlanner, RealToComplex};
+use realfft::num_complex::Complex;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Front-end parameters. They travel inside the model file so a model is always fed the
+/// features it was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontEndConfig {
+    pub sample_rate: u32,
+    /// Analysis window in samples (25 ms at 16 kHz).
+    pub win_length: usize,
+    /// Samples between frames (10 ms at 16 kHz): one network step per hop.
+    pub hop_length: usize,
+    /// FFT size (power of two, >= win_length).
+    pub n_fft: usize,
+    pub n_mels: usize,
+    pub f_min: f32,
+    pub f_max: f32,
+    /// Added to mel energies before the log so silence stays finite.
+    pub log_floor: f32,
+}
+
+impl Default for FrontEndConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate: 16_000,
+            win_length: 400,
+            hop_length: 160,
+            n_fft: 512,
+            n_mels: 40,
+            f_min: 20.0,
+            f_max: 8_000.0,
+            log_floor: 1e-6,
+        }
+    }
+}
+
+impl FrontEndConfig {
+    /// Checks the parameters a model file supplies before any buffer is sized from them.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(4_000..=96_000).contains(&self.sample_rate) {
+            return Err(format!("sample_rate {} outside 4000..=96000", self.sample_rate));
+        }
+        if !self.n_fft.is_power_of_two() || !(64..=8192).contains(&self.n_fft) {
+            return Err(format!("n_fft {} must be a power of two in 64..=8192", self.n_fft));
+        }
+        if self.win_length == 0 || self.win_length > self.n_fft {
+            return Err(format!("win_length {} must be in 1..=n_fft ({})", self.win_length, self.n_fft));
+        }
+        if self.hop_length == 0 || self.hop_length > self.win_length {
+            return Err(format!("hop_length {} must be in 1..=win_length", self.hop_length));
+        }
+        if self.n_mels == 0 || self.n_mels > 256 || self.n_mels > self.n_fft / 2 {
+            return Err(format!("n_mels {} must be in 1..=min(256, n_fft/2)", self.n_mels));
+        }
+        let nyquist = self.sample_rate as f32 / 2.0;
+        if !(self.f_min >= 0.0 && self.f_min < self.f_max && self.f_max <= nyquist) {
+            return Err(format!(
+                "mel range {}..{} Hz must satisfy 0 <= f_min < f_max <= {} Hz",
+                self.f_min, self.f_max, nyquist
+            ));
+        }
+        if !(self.log_floor > 0.0 && self.log_floor.is_finite()) {
+            return Err("log_floor must be a positive finite number".into());
+        }
+        Ok(())
+    }
+
+    /// Seconds of audio per frame (per network step).
+    pub fn frame_seconds(&self) -> f64 {
+        self.hop_length as f64 / self.sample_rate as f64
+    }
+}
+
+fn hz_to_mel(f: f32) -> f32 {
+    2595.0 * (1.0 + f / 700.0).log10()
+}
+fn mel_to_hz(m: f32) -> f32 {
+    700.0 * (10f32.powf(m / 2595.0) - 1.0)
+}
+
+/// One triangular mel filter, stored sparsely: weights for bins start..start+weights.len().
+#[derive(Debug, Clone)]
+struct MelFilter {
+    start: usize,
+    weights: Vec<f32>,
+}
+
+fn mel_filters(cfg: &FrontEndConfig) -> Vec<MelFilter> {
+    let n_bins = cfg.n_fft / 2 + 1;
+    let bin_hz = cfg.sample_rate as f32 / cfg.n_fft as f32;
+    let (lo, hi) = (hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max));
+    let edges: Vec<f32> = (0..cfg.n_mels + 2)
+        .map(|i| mel_to_hz(lo + (hi - lo) * i as f32 / (cfg.n_mels + 1) as f32))
+        .collect();
+    (0..cfg.n_mels)
+        .map(|m| {
+            let (left, centre, right) = (edges[m], edges[m + 1], edges[m + 2]);
+            let mut start = usize::MAX;
+            let mut weights = Vec::new();
+            for k in 0..n_bins {
+                let f = k as f32 * bin_hz;
+                let w = if f > left && f < centre {
+                    (f - left) / (centre - left)
+                } else if f >= centre && f < right {
+                    (right - f) / (right - centre)
+                } else {
+                    0.0
+                };
+                if w > 0.0 {
+                    if start == usize::MAX {
+                        start = k;
+                    }
+                    // Fill gaps so the sparse run stays contiguous.
+                    weights.resize(k - start, 0.0);
+                    weights.push(w);
+                }
+            }
+            if start == usize::MAX {
+                // A filter narrower than one bin: give it the nearest bin so no band is dead.
+                start = ((centre / bin_hz).round() as usize).min(n_bins - 1);
+                weights.push(1.0);
+            }
+            MelFilter { start, weights }
+        })
+        .collect()
+}
+
+/// Centre frequency of each mel band in Hz (for plots and tests).
+pub fn mel_centres(cfg: &FrontEndConfig) -> Vec<f32> {
+    let (lo, hi) = (hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max));
+    (0..cfg.n_mels)
+        .map(|i| mel_to_hz(lo + (hi - lo) * (i + 1) as f32 / (cfg.n_mels + 1) as f32))
+        .collect()
+}
+
+/// Streaming log-mel extractor. Every `hop_length` samples pushed it emits one frame
+/// computed from the latest `win_length` samples (zeros before the stream began), so the
+/// output depends only on the sample sequence, never on how it was chunked.
+pub struct FrontEnd {
+    cfg: FrontEndConfig,
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    filters: Vec<MelFilter>,
+    ring: Vec<f32>,
+    ring_pos: usize,
+    since_frame: usize,
+    fft_in: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    power: Vec<f32>,
+    scratch: Vec<Complex<f32>>,
+    frame: Vec<f32>,
+}
+
+impl FrontEnd {
+    pub fn new(cfg: FrontEndConfig) -> Result<Self, String> {
+        cfg.validate()?;
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(cfg.n_fft);
+        // Periodic Hann window.
+        let window = (0..cfg.win_length)
+            .map(|i| {
+                0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / cfg.win_length as f32).cos()
+            })
+            .collect();
+        let spectrum = fft.make_output_vec();
+        let scratch = fft.make_scratch_vec();
+        Ok(Self {
+            filters: mel_filters(&cfg),
+            fft_in: fft.make_input_vec(),
+            power: vec![0.0; cfg.n_fft / 2 + 1],
+            ring: vec![0.0; cfg.win_length],
+            ring_pos: 0,
+            since_frame: 0,
+            frame: vec![0.0; cfg.n_mels],
+            window,
+            spectrum,
+            scratch,
+            fft,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &FrontEndConfig {
+        &self.cfg
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.cfg.n_mels
+    }
+
+    /// Samples still needed before the next frame is emitted.
+    pub fn samples_to_next_frame(&self) -> usize {
+        self.cfg.hop_length - self.since_frame
+    }
+
+    /// Forget all audio: the next frame is computed as if the stream started now.
+    pub fn reset(&mut self) {
+        self.ring.fill(0.0);
+        self.ring_pos = 0;
+        self.since_frame = 0;
+    }
+
+    /// Feeds samples (at `sample_rate`, nominally in [-1, 1]); calls `on_frame` with each
+    /// completed log-mel frame. Allocates nothing.
+    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(&[f32])) {
+        let hop = self.cfg.hop_length;
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (hop - self.since_frame).min(rest.len());
+            for &s in &rest[..take] {
+                self.ring[self.ring_pos] = s;
+                self.ring_pos += 1;
+                if self.ring_pos == self.ring.len() {
+                    self.ring_pos = 0;
+                }
+            }
+            self.since_frame += take;
+            rest = &rest[take..];
+            if self.since_frame == hop {
+                self.since_frame = 0;
+                self.compute_frame();
+                on_frame(&self.frame);
+            }
+        }
+    }
+
+    /// Convenience for whole clips: all frames of `samples`, row after row.
+    pub fn frames_of(&mut self, samples: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(samples.len() / self.cfg.hop_length * self.cfg.n_mels);
+        self.push(samples, |f| out.extend_from_slice(f));
+        out
+    }
+
+    fn compute_frame(&mut self) {
+        let n = self.ring.len();
+        // Oldest sample sits at ring_pos.
+        let (head, tail) = self.ring.split_at(self.ring_pos);
+        for (dst, (&s, &w)) in self.fft_in.iter_mut().zip(tail.iter().chain(head).zip(&self.window)) {
+            *dst = s * w;
+        }
+        self.fft_in[n..].fill(0.0);
+        // Lengths are fixed at construction, so this cannot fail.
+        let _ = self
+            .fft
+            .process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.norm_sqr();
+        }
+        for (out, f) in self.frame.iter_mut().zip(&self.filters) {
+            let bins = &self.power[f.start..f.start + f.weights.len()];
+            let e: f32 = bins.iter().zip(&f.weights).map(|(p, w)| p * w).sum();
+            *out = (e + self.cfg.log_floor).ln();
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! spikeword: a real-time keyword spotter whose network is a hybrid spiking Legendre
+//! Memory Unit (Voelker, Rasmussen, Eliasmith 2020).
+//!
+//! Audio -> [`features`] (log-mel) -> [`network`] (LMU memories + spiking layers) ->
+//! [`detect`] (smoothing, thresholds) -> keyword events, one 10 ms frame at a time.
+
+pub mod audio;
+pub mod detect;
+pub mod features;
+pub mod lmu;
+pub mod model;
+pub mod network;
+pub mod pipeline;
+pub mod augment;
+pub mod dataset;
+pub mod train;
