@@ -14,3 +14,6 @@ pub mod pipeline;
 pub mod augment;
 pub mod dataset;
 pub mod train;
+pub mod energy;
+pub mod synth;
+pub mod eval;

@@ -75,6 +75,9 @@ enum Command {
         /// Epochs over which dt decays geometrically from its start value to --target-dt.
         #[arg(long)]
         anneal_epochs: Option<usize>,
+        /// Spiking units in every hidden layer.
+        #[arg(long)]
+        units: Option<usize>,
         /// Firing-rate regulariser weight.
         #[arg(long)]
         rate_reg: Option<f32>,
@@ -84,6 +87,71 @@ enum Command {
         /// Also copy the final model here (e.g. models/spikeword-kws12.safetensors).
         #[arg(long)]
         export: Option<PathBuf>,
+    },
+    /// Clip accuracy on a folder laid out like Speech Commands (one sub-folder per class),
+    /// spiking model and its non-spiking twin side by side, with energy figures.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// Include clips of speakers the shipped model was trained on (by default they are
+        /// left out, so the accuracy is on unseen speakers).
+        #[arg(long)]
+        all_speakers: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// False alarms per hour on continuous non-keyword speech, false rejects of keywords
+    /// embedded in noise at given SNRs, and the detection-error trade-off plot.
+    EvalStream {
+        /// Folder of non-keyword audio, streamed as one long recording.
+        #[arg(long)]
+        negatives: PathBuf,
+        /// Folder of keyword clips (class sub-folders); held-out speakers only.
+        #[arg(long)]
+        positives: Option<PathBuf>,
+        /// SNRs (dB) at which positives are mixed into background noise.
+        #[arg(long, num_args = 1.., default_values_t = [20.0f32, 10.0, 5.0])]
+        snr: Vec<f32>,
+        /// Background noise recordings (their last 20%, never used in training, is used).
+        #[arg(long, default_value = "../shared/data/noise")]
+        noise: PathBuf,
+        /// Which negative files: `held-out` (the half of each folder that training never
+        /// uses), `trained` (the other half: for choosing thresholds) or `all`.
+        #[arg(long, value_enum, default_value = "held-out")]
+        files: spikeword::eval::FileSplit,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        #[arg(short, long)]
+        threshold: Option<f32>,
+        /// Where to write the DET plot (PNG) and its data (same name, .json).
+        #[arg(long, default_value = "det.png")]
+        plot: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Choose per-keyword thresholds from non-keyword speech the model was trained on, and
+    /// write them into a copy of the model file.
+    Calibrate {
+        #[arg(long)]
+        negatives: PathBuf,
+        #[arg(long, value_enum, default_value = "trained")]
+        files: spikeword::eval::FileSplit,
+        /// False alarms per hour each keyword may raise on those files.
+        #[arg(long, default_value_t = 0.5)]
+        per_keyword_per_hour: f64,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// The calibrated model file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make training data: `spikeword data synth` renders the keywords and many other words
+    /// with every installed offline text-to-speech voice (install them with scripts/install-tts.sh).
+    Data {
+        #[command(subcommand)]
+        action: DataCommand,
     },
     /// Per-frame latency of each stage (median and p99, microseconds) and the real-time factor.
     Bench {
@@ -97,6 +165,26 @@ enum Command {
         repeat: usize,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Render synthetic keyword speech, one folder per class, 1 s 16 kHz WAV clips.
+    Synth {
+        #[arg(long, default_value = "data/synth")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Renders of each keyword per voice (each with its own speed and pitch).
+        #[arg(long, default_value_t = 4)]
+        variants: usize,
+        /// Voices (drawn at random) that say each non-keyword word.
+        #[arg(long, default_value_t = 12)]
+        unknown_voices: usize,
+        /// Parallel renders.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
     },
 }
 
@@ -147,7 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { data, synth, out, seed, epochs, samples_per_epoch, target_dt, dense_epochs, anneal_epochs, rate_reg, resume, export } => {
+        Command::Train { data, synth, out, seed, epochs, samples_per_epoch, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
             let mut cfg = spikeword::train::TrainConfig { data, synth: Some(synth), out, seed, ..Default::default() };
             if let Some(e) = epochs {
                 cfg.epochs = e;
@@ -164,6 +252,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(e) = anneal_epochs {
                 cfg.anneal_epochs = e;
             }
+            if let Some(u) = units {
+                cfg.layers.iter_mut().for_each(|l| l.units = u);
+            }
             if let Some(r) = rate_reg {
                 cfg.rate_reg = r;
             }
@@ -174,8 +265,154 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Data { action: DataCommand::Synth { out, seed, variants, unknown_voices, jobs } } => {
+            let opts = spikeword::synth::SynthOptions {
+                out_dir: out.clone(),
+                seed,
+                variants_per_voice: variants,
+                unknown_voices_per_word: unknown_voices,
+                jobs,
+            };
+            let pb = indicatif::ProgressBar::new(0);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("rendering [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report = spikeword::synth::synthesize(&opts, &|done, total| {
+                pb.set_length(total as u64);
+                pb.set_position(done as u64);
+            })?;
+            pb.finish();
+            eprintln!("{} clips from {} voices in {} ({} renders failed)", report.clips, report.voices.len(), out.display(), report.failed);
+            Ok(())
+        }
+        Command::Eval { data, model, all_speakers, json } => {
+            let model = load_model(model.as_deref())?;
+            let set = spikeword::eval::labelled_clips(&data, &model.card.labels, !all_speakers)?;
+            let r = spikeword::eval::evaluate_clips(&model, &set)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_class_report(&r);
+            }
+            Ok(())
+        }
+        Command::EvalStream { negatives, positives, snr, noise, files, model, threshold, plot, json } => {
+            let model = load_model(model.as_deref())?;
+            let opt = spikeword::eval::StreamOptions {
+                negatives,
+                positives,
+                snr_db: snr,
+                noise,
+                files,
+                threshold,
+                seed: 7,
+            };
+            let r = spikeword::eval::evaluate_stream(&model, &opt)?;
+            spikeword::eval::plot_det(&r, &plot)?;
+            let data_path = plot.with_extension("json");
+            std::fs::write(&data_path, serde_json::to_string_pretty(&r)?)
+                .with_context(|| format!("writing {}", data_path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "negatives: {} files, {:.3} h: {} false alarms = {:.2} per hour (threshold {})",
+                    r.negative_files, r.hours, r.false_alarms, r.false_alarms_per_hour, r.default_threshold
+                );
+                for p in &r.positives {
+                    println!(
+                        "positives at {:>4} dB SNR: {} clips, {:.1}% false rejects, {} wrong-keyword detections",
+                        p.snr_db, p.trials, 100.0 * p.false_reject_rate, p.wrong_keyword
+                    );
+                }
+                print_energy(&r.energy);
+                println!("DET plot: {} (data: {})", plot.display(), data_path.display());
+            }
+            Ok(())
+        }
+        Command::Calibrate { negatives, files, per_keyword_per_hour, model, out } => {
+            let mut model = load_model(model.as_deref())?;
+            let (th, hours) = spikeword::eval::calibrate_thresholds(&model, &negatives, files, per_keyword_per_hour)?;
+            for (k, t) in &th {
+                println!("{k:<8} {t}");
+            }
+            model.card.detection.thresholds = th;
+            model.card.provenance["calibration"] = serde_json::json!({
+                "negatives": negatives.display().to_string(),
+                "files": format!("{files:?}"),
+                "hours": hours,
+                "per_keyword_false_alarms_per_hour": per_keyword_per_hour,
+            });
+            model.save(&out).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} (thresholds chosen on {:.2} h of audio)", out.display(), hours);
+            Ok(())
+        }
         Command::Bench { input, model, repeat, json } => bench(input.as_deref(), model.as_deref(), repeat, json),
     }
+}
+
+fn print_class_report(r: &spikeword::eval::ClassReport) {
+    println!(
+        "{} clips ({} of trained-on speakers left out): accuracy {:.2}% spiking, {:.2}% non-spiking twin",
+        r.clips,
+        r.excluded_trained_speakers,
+        100.0 * r.accuracy,
+        100.0 * r.accuracy_dense
+    );
+    println!("{:<11}{:>10}{:>10}{:>12}{:>12}", "class", "precision", "recall", "prec.dense", "rec.dense");
+    for (i, c) in r.classes.iter().enumerate() {
+        println!(
+            "{c:<11}{:>10.3}{:>10.3}{:>12.3}{:>12.3}",
+            r.precision[i], r.recall[i], r.precision_dense[i], r.recall_dense[i]
+        );
+    }
+    println!("confusion (rows: true, columns: predicted, spiking):");
+    print!("{:<11}", "");
+    for c in &r.classes {
+        print!("{:>6}", &c[..c.len().min(5)]);
+    }
+    println!();
+    for (i, row) in r.confusion.iter().enumerate() {
+        print!("{:<11}", r.classes[i]);
+        for v in row {
+            print!("{v:>6}");
+        }
+        println!();
+    }
+    print_energy(&r.energy);
+    println!(
+        "non-spiking twin: {:.3} uJ per second of audio (spike-driven connections {:.3} uJ/s)",
+        r.energy_dense.total_energy_uj_per_second, r.energy_dense.event_energy_dense_uj_per_second
+    );
+}
+
+fn print_energy(e: &spikeword::energy::EnergyReport) {
+    println!(
+        "spikes per frame per layer: {}; active fraction: {}",
+        e.spikes_per_frame.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", "),
+        e.active_fraction.iter().map(|s| format!("{:.1}%", 100.0 * s)).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "bits per activity {:.2}; significant bits per weight multiply {:.2}",
+        e.bits_per_activity, e.significant_bits_per_multiply
+    );
+    println!(
+        "synaptic ops {:.0}/s vs dense MACs {:.0}/s on the spike-driven connections ({:.1}%); fixed dense MACs {:.0}/s",
+        e.synaptic_ops_per_second,
+        e.dense_macs_per_second,
+        100.0 * e.synaptic_ops_over_dense_macs,
+        e.fixed_macs_per_second
+    );
+    println!(
+        "energy ({} pJ/MAC, {} pJ/add, 45 nm): spike-driven {:.3} vs {:.3} uJ/s dense; whole network {:.3} vs {:.3} uJ/s",
+        e.pj_per_mac,
+        e.pj_per_add,
+        e.event_energy_uj_per_second,
+        e.event_energy_dense_uj_per_second,
+        e.total_energy_uj_per_second,
+        e.total_energy_dense_uj_per_second
+    );
 }
 
 fn print_card(path: &Path, m: &Model) {

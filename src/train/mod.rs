@@ -41,7 +41,19 @@ pub struct TrainConfig {
     pub target_dt: f32,
     pub anneal_epochs: usize,
     pub rate_reg: f32,
+    /// Decoupled weight decay (AdamW), per step, relative to the learning rate.
+    pub weight_decay: f32,
+    /// SpecAugment: masks per example of up to this many mel bands / frames, drawn afresh
+    /// every time an example is used.
+    pub freq_masks: usize,
+    pub freq_mask_width: usize,
+    pub time_masks: usize,
+    pub time_mask_width: usize,
     pub label_smoothing: f32,
+    /// How much more often `_unknown_` examples are drawn than each other class: real
+    /// non-keyword speech is far more varied than any keyword, and it is what false alarms
+    /// are made of.
+    pub unknown_weight: f32,
     pub smoothing_frames: usize,
     /// Augmented versions per real Speech Commands clip.
     pub versions_real: usize,
@@ -74,13 +86,19 @@ impl Default for TrainConfig {
             target_dt: 1.0,
             anneal_epochs: 9,
             rate_reg: 0.02,
+            weight_decay: 0.01,
+            freq_masks: 2,
+            freq_mask_width: 7,
+            time_masks: 2,
+            time_mask_width: 12,
             label_smoothing: 0.05,
+            unknown_weight: 3.0,
             smoothing_frames: 8,
             versions_real: 8,
             versions_synth: 1,
             versions_other: 2,
             max_digits: 800,
-            continuous_crops: 1500,
+            continuous_crops: 4000,
             silence_clips: 1200,
             limit_clips: None,
         }
@@ -240,17 +258,22 @@ pub fn build_features(cfg: &TrainConfig) -> Result<(FeatureSet, FeatureSet, Feat
     Ok((train, val_real, val_synth))
 }
 
-/// Class-balanced sample of example indices for one epoch.
-fn epoch_indices(set: &FeatureSet, n: usize, rng: &mut impl Rng) -> Vec<usize> {
+/// Class-balanced sample of example indices for one epoch (`_unknown_` weighted by
+/// `unknown_weight`).
+fn epoch_indices(set: &FeatureSet, n: usize, unknown_weight: f32, rng: &mut impl Rng) -> Vec<usize> {
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); LABELS.len()];
     for (i, &l) in set.labels.iter().enumerate() {
         by_class[l].push(i);
     }
-    let present: Vec<&Vec<usize>> = by_class.iter().filter(|v| !v.is_empty()).collect();
+    let weights: Vec<f32> =
+        by_class.iter().enumerate().map(|(c, v)| if v.is_empty() { 0.0 } else if c == UNKNOWN { unknown_weight } else { 1.0 }).collect();
+    let Ok(pick) = rand::distributions::WeightedIndex::new(&weights) else {
+        return Vec::new();
+    };
     (0..n)
         .map(|_| {
-            let c = present[rng.gen_range(0..present.len())];
-            c[rng.gen_range(0..c.len())]
+            let members = &by_class[rand::distributions::Distribution::sample(&pick, rng)];
+            members[rng.gen_range(0..members.len())]
         })
         .collect()
 }
@@ -277,6 +300,25 @@ pub fn evaluate(arch: &Architecture, w: &Weights, set: &FeatureSet, mode: Mode, 
     (correct as f64 / set.len().max(1) as f64, confusion)
 }
 
+/// Masks random bands and frames with the band's mean (zero after normalisation).
+fn spec_augment(x: &mut [f32], dim: usize, mean: &[f32], cfg: &TrainConfig, rng: &mut impl Rng) {
+    let frames = x.len() / dim;
+    for _ in 0..cfg.freq_masks {
+        let w = rng.gen_range(0..=cfg.freq_mask_width.min(dim));
+        let f0 = rng.gen_range(0..=dim - w);
+        for row in x.chunks_exact_mut(dim) {
+            row[f0..f0 + w].copy_from_slice(&mean[f0..f0 + w]);
+        }
+    }
+    for _ in 0..cfg.time_masks {
+        let w = rng.gen_range(0..=cfg.time_mask_width.min(frames));
+        let t0 = rng.gen_range(0..=frames - w);
+        for row in x.chunks_exact_mut(dim).skip(t0).take(w) {
+            row.copy_from_slice(mean);
+        }
+    }
+}
+
 struct Adam {
     m: Weights,
     v: Weights,
@@ -284,7 +326,7 @@ struct Adam {
 }
 
 impl Adam {
-    fn step(&mut self, w: &mut Weights, g: &Weights, lr: f32) {
+    fn step(&mut self, w: &mut Weights, g: &Weights, lr: f32, weight_decay: f32) {
         self.t += 1;
         let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
         let c1 = 1.0 - b1.powi(self.t);
@@ -293,6 +335,7 @@ impl Adam {
         // Skip the input normalisation (the first two tensors): it is fixed from the data.
         for (((p, m), v), (_, g)) in w.tensors_mut().into_iter().zip(self.m.tensors_mut()).zip(self.v.tensors_mut()).zip(grads).skip(2) {
             for i in 0..p.len() {
+                p[i] -= lr * weight_decay * p[i];
                 m[i] = b1 * m[i] + (1.0 - b1) * g[i];
                 v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
                 p[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
@@ -405,7 +448,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, Feat
         let (mode, dt) = cfg.schedule(epoch);
         arch.dt = dt;
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15));
-        let idx = epoch_indices(&train, cfg.samples_per_epoch, &mut rng);
+        let idx = epoch_indices(&train, cfg.samples_per_epoch, cfg.unknown_weight, &mut rng);
         let pb = progress(idx.len() as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (b, batch) in idx.chunks(cfg.batch).enumerate() {
@@ -418,7 +461,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, Feat
                     |(mut g, loss, ok), (&i, s)| {
                         let mut r = rand::rngs::StdRng::seed_from_u64(s);
                         let v0: Vec<Vec<f32>> = arch.layers.iter().map(|l| (0..l.units).map(|_| r.gen::<f32>()).collect()).collect();
-                        let trace = forward_sequence(&arch, &w, train.example(i), mode, Some(&v0));
+                        let mut x = train.example(i).to_vec();
+                        spec_augment(&mut x, train.dim, &w.input_mean, cfg, &mut r);
+                        let trace = forward_sequence(&arch, &w, &x, mode, Some(&v0));
                         let (l, dz, pred) = grad::smoothed_cross_entropy(&trace.logits, train.labels[i], cfg.smoothing_frames, cfg.label_smoothing);
                         let impulse: Vec<Vec<f32>> = arch.layers.iter().map(|s| crate::lmu::impulse_response(s.order, s.theta as f64, trace.steps)).collect();
                         grad::backward(&arch, &w, &trace, &dz, cfg.rate_reg, &impulse, &mut g);
@@ -441,7 +486,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, Feat
             }
             let step = (epoch * steps_per_epoch + b) as f32;
             let lr = cfg.lr * 0.5 * (1.0 + (std::f32::consts::PI * step / total_steps).cos()).max(0.02);
-            adam.step(&mut w, &g, lr);
+            adam.step(&mut w, &g, lr, cfg.weight_decay);
             loss_sum += loss;
             correct += ok;
             seen += batch.len();

@@ -1,0 +1,51 @@
+mod common;
+
+use common::{asset, small_model};
+use spikeword::eval::{evaluate_clips, labelled_clips, simulate};
+
+fn labels() -> Vec<String> {
+    small_model(1).card.labels
+}
+
+#[test]
+fn a_folder_without_audio_or_with_an_unknown_class_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = labelled_clips(dir.path(), &labels(), false).unwrap_err();
+    assert!(e.to_string().contains("no audio files"), "{e}");
+    std::fs::create_dir(dir.path().join("banana")).unwrap();
+    let e = labelled_clips(dir.path(), &labels(), false).unwrap_err();
+    assert!(e.to_string().contains("'banana' is not one the model knows"), "{e}");
+}
+
+#[test]
+fn clip_evaluation_counts_every_clip_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, file) in [("yes", "yes_0cb74144.flac"), ("no", "no_0cb74144.flac"), ("stop", "stop_0fa1e7a9.flac")] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        std::fs::copy(asset(file), dir.path().join(class).join(file)).unwrap();
+    }
+    let set = labelled_clips(dir.path(), &labels(), true).unwrap();
+    assert_eq!(set.clips.len(), 3);
+    let r = evaluate_clips(&small_model(3), &set).unwrap();
+    assert_eq!(r.clips, 3);
+    assert_eq!(r.confusion.iter().flatten().sum::<u32>(), 3);
+    assert_eq!(r.confusion_dense.iter().flatten().sum::<u32>(), 3);
+    assert!((0.0..=1.0).contains(&r.accuracy));
+    assert_eq!(r.energy.frames, 300);
+    assert!(r.energy.bits_per_activity > 0.0);
+    assert!(r.energy.synaptic_ops_over_dense_macs > 0.0 && r.energy.synaptic_ops_over_dense_macs < 1.0);
+    // The dense twin multiplies every connection.
+    assert!((r.energy_dense.synaptic_ops_over_dense_macs - 1.0).abs() < 1e-9);
+    assert!(r.energy.total_energy_uj_per_second < r.energy_dense.total_energy_uj_per_second);
+}
+
+#[test]
+fn threshold_sweep_follows_the_detector_rule() {
+    // Keyword 0 is likely at frames 10..20 and 150..160.
+    let trace: Vec<(u16, f32)> =
+        (0..300).map(|i| (0u16, if (10..20).contains(&i) || (150..160).contains(&i) { 0.9 } else { 0.2 })).collect();
+    assert_eq!(simulate(&trace, 0.5, 100).iter().map(|e| e.0).collect::<Vec<_>>(), vec![10, 150]);
+    assert_eq!(simulate(&trace, 0.5, 200).len(), 1);
+    assert!(simulate(&trace, 0.95, 100).is_empty());
+    assert_eq!(simulate(&trace, 0.1, 100).len(), 3);
+}
