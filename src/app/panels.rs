@@ -15,6 +15,12 @@ const OK: Color32 = Color32::from_rgb(98, 190, 110);
 const WARN: Color32 = Color32::from_rgb(235, 180, 60);
 const BAD: Color32 = Color32::from_rgb(235, 90, 80);
 
+/// A small filled square in a legend (drawn, so it needs no font glyph).
+fn swatch(ui: &mut egui::Ui, color: Color32) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().rect_filled(rect, 2.0, color);
+}
+
 fn section(ui: &mut egui::Ui, title: &str) {
     ui.add_space(6.0);
     ui.label(RichText::new(title).strong().size(15.0));
@@ -60,7 +66,8 @@ fn source_line(state: &Dashboard) -> (String, Color32) {
             ),
             OK,
         ),
-        Some(SourceState::Failed { error, .. }) => (format!("audio input failed: {error}"), BAD),
+        Some(SourceState::Failed { source: Source::Mic(_), .. }) => ("microphone: not available".into(), BAD),
+        Some(SourceState::Failed { source: Source::File { path, .. }, .. }) => (format!("file {}: not playable", path.display()), BAD),
         Some(SourceState::Stalled { device, seconds }) => {
             (format!("{device} delivered no audio for {seconds:.0} s (unplugged or suspended?)"), WARN)
         }
@@ -360,7 +367,11 @@ pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
             ui.label(RichText::new(format!("L{l} ({} units)", state.layers[l].units)).color(color_for(l + 4)));
             ui.label(RichText::new(format!("{:.1}", state.spikes_per_frame(l))).monospace());
             ui.label(RichText::new(format!("{:.1} %", 100.0 * state.active_fraction(l))).monospace());
-            let bits = state.bits_per_activity(l).map_or("— (dense)".to_string(), |b| format!("{b:.2}"));
+            let bits = match state.bits_per_activity(l) {
+                Some(b) => format!("{b:.2}"),
+                None if state.modes.is_empty() => "—".to_string(),
+                None => "— (dense)".to_string(),
+            };
             ui.label(RichText::new(bits).monospace());
             ui.end_row();
         }
@@ -414,7 +425,8 @@ pub fn central(
         ui.label(RichText::new("keyword probabilities (smoothed), dashed: thresholds").strong());
         ui.add_space(8.0);
         for (k, (_, l)) in state.keywords().enumerate() {
-            ui.label(RichText::new(format!("■ {l}")).color(color_for(k)));
+            swatch(ui, color_for(k));
+            ui.label(RichText::new(l).color(color_for(k)));
         }
     });
     plots::probabilities(ui, state, 200.0);

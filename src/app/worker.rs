@@ -26,6 +26,8 @@ pub const MAX_RECORD_SECONDS: f32 = 60.0;
 const LOOP_GAP_SECONDS: f64 = 1.0;
 /// A microphone that has delivered audio and then goes quiet this long is reported stalled.
 const STALL_AFTER: Duration = Duration::from_secs(3);
+/// Extra time a freshly opened stream gets before its silence counts as a stall.
+const FIRST_AUDIO_GRACE: Duration = Duration::from_secs(3);
 
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -484,8 +486,11 @@ impl Worker {
     }
 
     fn check_stall(&mut self) {
-        let (Some(c), Some(last)) = (&self.capture, self.last_audio) else { return };
-        let quiet = last.elapsed();
+        let Some(c) = &self.capture else { return };
+        // A stream that never starts counts from its opening, with grace for slow starts
+        // (through ALSA's PulseAudio plugin the first callback takes about 2 s).
+        let last = self.last_audio.unwrap_or(c.opened + FIRST_AUDIO_GRACE);
+        let quiet = Instant::now().saturating_duration_since(last);
         if quiet > STALL_AFTER && !self.stalled {
             self.stalled = true;
             let device = c.info.device.clone();
