@@ -173,8 +173,14 @@ impl App {
                 .set_title("Open a spikeword model")
                 .add_filter("spikeword model", &["safetensors"])
                 .pick_file();
-            if let Some(path) = picked {
-                loader.load(path);
+            match picked {
+                Some(path) => loader.load(path),
+                // Cancelled, or no dialog could be shown (no desktop portal on the session bus).
+                None => loader.notice(
+                    "No model file chosen. If no dialog appeared, this desktop has no file-chooser portal: \
+                     type the path above or drop the file on the window."
+                        .into(),
+                ),
             }
         });
     }

@@ -192,6 +192,9 @@ pub fn controls(ui: &mut egui::Ui, state: &mut Dashboard, actions: &mut Vec<UiAc
         }
         ui.label(RichText::new("or drop a file on the window").weak().small());
     });
+    if let Some(n) = &state.notice {
+        ui.label(RichText::new(n).weak().small());
+    }
     if let Some(p) = &state.model_loading {
         ui.horizontal(|ui| {
             ui.spinner();
@@ -339,14 +342,14 @@ pub fn signals(ui: &mut egui::Ui, state: &Dashboard, spec: &Option<TextureHandle
     let w = ui.available_width();
     ui.label(RichText::new("log-mel spectrogram (last 5 s)").strong());
     if let Some(t) = spec {
-        ui.add(egui::Image::from_texture((t.id(), egui::vec2(w, 90.0))).corner_radius(3.0));
+        ui.add(egui::Image::from_texture((t.id(), egui::vec2(w, 80.0))).corner_radius(3.0));
     }
     ui.add_space(4.0);
     ui.label(RichText::new("spike raster: one row per neuron, brighter = more spikes in the frame").strong());
     for (l, t) in rasters.iter().enumerate() {
         if let Some(t) = t {
             let units = state.layers.get(l).map_or(0, |h| h.units);
-            let hgt = (units as f32 * 0.8).clamp(40.0, 110.0);
+            let hgt = (units as f32 * 0.4).clamp(40.0, 90.0);
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("L{l}")).color(color_for(l + 4)).monospace());
                 ui.add(egui::Image::from_texture((t.id(), egui::vec2(ui.available_width(), hgt))).corner_radius(3.0));
@@ -378,8 +381,9 @@ pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
     });
     let (ops, macs) = state.ops_per_second();
     ui.add_space(4.0);
+    let kind = if state.window_is_spiking() { "spike-driven" } else { "(twin: every input row)" };
     ui.label(format!(
-        "synaptic ops: {}op/s spike-driven vs {}MAC/s dense ({:.1} %)",
+        "synaptic ops: {}op/s {kind} vs {}MAC/s dense ({:.1} %)",
         si(ops),
         si(macs),
         if macs > 0.0 { 100.0 * ops / macs } else { 0.0 }
@@ -422,18 +426,18 @@ pub fn central(
     frames: u64,
 ) {
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("keyword probabilities (smoothed), dashed: thresholds").strong());
+        ui.label(RichText::new("keyword probabilities, dashed: thresholds").strong());
         ui.add_space(8.0);
         for (k, (_, l)) in state.keywords().enumerate() {
             swatch(ui, color_for(k));
             ui.label(RichText::new(l).color(color_for(k)));
         }
     });
-    plots::probabilities(ui, state, 200.0);
+    plots::probabilities(ui, state, 170.0);
     ui.add_space(4.0);
     signals(ui, state, spec, rasters);
     ui.add_space(4.0);
-    plots::spike_trace(ui, state, 120.0);
+    plots::spike_trace(ui, state, 100.0);
     ui.add_space(6.0);
     ui.columns(2, |cols| {
         spike_stats(&mut cols[0], state);

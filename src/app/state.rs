@@ -181,6 +181,7 @@ pub struct Dashboard {
     pub model_path: Option<PathBuf>,
     pub model_error: Option<String>,
     pub model_loading: Option<PathBuf>,
+    pub notice: Option<String>,
     pub model_gen: u32,
     pub labels: Vec<String>,
     /// Thresholds the running detector holds, as it last reported them.
@@ -239,6 +240,7 @@ impl Dashboard {
             model_path: None,
             model_error: None,
             model_loading: None,
+            notice: None,
             model_gen: 0,
             labels: Vec::new(),
             thresholds: Vec::new(),
@@ -295,6 +297,7 @@ impl Dashboard {
                 self.card = Some(card);
                 self.model_error = None;
                 self.model_loading = None;
+                self.notice = None;
                 self.reset_history();
             }
             Event::ModelError { path, error } => {
@@ -309,6 +312,7 @@ impl Dashboard {
             }
             Event::Devices(Err(e)) => self.devices_error = Some(e),
             Event::Recorded(r) => self.record_status = Some(r),
+            Event::Notice(n) => self.notice = Some(n),
         }
     }
 

@@ -79,6 +79,8 @@ pub enum Event {
     Mode(Mode),
     Devices(Result<Vec<DeviceEntry>, String>),
     Recorded(Result<PathBuf, String>),
+    /// Something the user should read that is not an error of the running pipeline.
+    Notice(String),
 }
 
 /// Everything one frame produced, for display.
@@ -166,6 +168,10 @@ pub struct ModelLoader {
 }
 
 impl ModelLoader {
+    pub fn notice(&self, text: String) {
+        let _ = self.events.send(Event::Notice(text));
+    }
+
     pub fn load(&self, path: PathBuf) {
         let (cmd, ev) = (self.commands.clone(), self.events.clone());
         let spawned = std::thread::Builder::new().name("model-load".into()).spawn(move || match Model::load(&path) {
@@ -590,7 +596,10 @@ impl Worker {
             let r = if samples.is_empty() {
                 Err("nothing recorded yet".to_string())
             } else {
-                audio::write_wav(&path, &samples, rate).map(|_| path).map_err(|e| e.to_string())
+                // Report the full path: a relative one depends on where the app was started.
+                audio::write_wav(&path, &samples, rate)
+                    .map(|_| std::fs::canonicalize(&path).unwrap_or(path))
+                    .map_err(|e| e.to_string())
             };
             let _ = ev.send(Event::Recorded(r));
         });
