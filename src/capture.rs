@@ -5,7 +5,9 @@
 //! bounded (preallocated) crossbeam channel: no allocation, no lock, no logging, no I/O.
 //! A chunk that does not fit (the consumer fell behind) is counted in
 //! [`CaptureCounters::dropped_chunks`] and discarded. Everything else (downmix, resampling,
-//! the network) happens on the consumer's thread.
+//! the network) happens on the consumer's thread, which should poll [`Capture::chunks`]
+//! with `try_recv` rather than block on it: with a receiver blocked, crossbeam's send takes
+//! the channel's waker lock to wake it, and the callback must not take locks.
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};

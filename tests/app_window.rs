@@ -218,3 +218,24 @@ fn without_a_microphone_the_window_stays_up_and_says_so() {
     let red = px.iter().filter(|p| p[0] > 80 && p[0] as u32 > 2 * p[1] as u32 && p[0] as u32 > 2 * p[2] as u32).count();
     assert!(red > 500, "no red failure banner ({red} red pixels), see {}", png.display());
 }
+
+#[test]
+fn without_a_display_the_app_explains_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    small_model(5).save(&model).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        .args(["--input"])
+        .arg(asset("yes_0cb74144.flac"))
+        .arg("--model")
+        .arg(&model)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the window") && err.contains("listen --mic"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

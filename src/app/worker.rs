@@ -26,6 +26,8 @@ pub const MAX_RECORD_SECONDS: f32 = 60.0;
 const LOOP_GAP_SECONDS: f64 = 1.0;
 /// A microphone that has delivered audio and then goes quiet this long is reported stalled.
 const STALL_AFTER: Duration = Duration::from_secs(3);
+/// How often the worker looks for audio (and paces a file): small against the 10 ms frame.
+const POLL: Duration = Duration::from_millis(4);
 /// Extra time a freshly opened stream gets before its silence counts as a stall.
 const FIRST_AUDIO_GRACE: Duration = Duration::from_secs(3);
 
@@ -337,24 +339,23 @@ impl Worker {
 
     fn run(&mut self, commands: Receiver<Command>) {
         loop {
-            let audio_rx = self.capture.as_ref().map_or_else(never, |c| c.chunks.clone());
             let errors_rx = self.capture.as_ref().map_or_else(never, |c| c.errors.clone());
+            // The audio channel is polled, never waited on: a receiver blocked on it would make
+            // the audio callback's send take the channel's waker lock and wake this thread.
             select! {
                 recv(commands) -> c => match c {
                     Ok(Command::Stop) | Err(_) => return,
                     Ok(c) => self.command(c),
                 },
-                recv(audio_rx) -> chunk => if let Ok(chunk) = chunk {
-                    self.mic_chunk(&chunk);
-                    // Catch up on whatever else is queued before looking at commands again.
-                    while let Ok(more) = audio_rx.try_recv() {
-                        self.mic_chunk(&more);
-                    }
-                },
                 recv(errors_rx) -> e => if let Ok(e) = e {
                     self.fail(e);
                 },
-                default(Duration::from_millis(10)) => {},
+                default(POLL) => {},
+            }
+            if let Some(audio_rx) = self.capture.as_ref().map(|c| c.chunks.clone()) {
+                while let Ok(chunk) = audio_rx.try_recv() {
+                    self.mic_chunk(&chunk);
+                }
             }
             self.file_tick();
             self.sync_capture_counters();
