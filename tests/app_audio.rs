@@ -22,6 +22,12 @@ fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
+/// Says SKIPPED on the real stderr: libtest hides `eprintln!` output of passing tests.
+fn skipped(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {msg} ***");
+}
+
 fn now_unix() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()
 }
@@ -36,7 +42,7 @@ impl Pulse {
     fn start() -> Option<Pulse> {
         for tool in ["pulseaudio", "pactl", "paplay"] {
             if !have(tool) {
-                eprintln!("SKIPPED: `{tool}` is not installed (scripts/setup.sh installs pulseaudio pulseaudio-utils)");
+                skipped(&format!("`{tool}` is not installed (scripts/setup.sh installs pulseaudio pulseaudio-utils)"));
                 return None;
             }
         }
@@ -250,7 +256,7 @@ fn virtual_microphone_audio_reaches_the_pipeline_through_both_hosts() {
     if plugin.iter().any(|p| Path::new(p).exists()) {
         capture_and_check(&pulse, "alsa", &model, None, &clip);
     } else {
-        eprintln!("SKIPPED (ALSA half): libasound2-plugins' pulse plugin is not installed (scripts/setup.sh installs it)");
+        skipped("(ALSA half) libasound2-plugins' pulse plugin is not installed (scripts/setup.sh installs it)");
     }
 }
 
@@ -279,7 +285,7 @@ fn a_device_that_disappears_is_reported() {
 fn shipped_model_hears_yes_through_the_virtual_microphone() {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_MODEL);
     if !model.is_file() {
-        eprintln!("SKIPPED: {SHIPPED_MODEL} does not exist yet (train and export it first)");
+        skipped(&format!("{SHIPPED_MODEL} does not exist yet (train and export it first)"));
         return;
     }
     let Some(pulse) = Pulse::start() else { return };
@@ -295,7 +301,10 @@ fn shipped_model_hears_yes_through_the_virtual_microphone() {
     let word_end = play_start + 1.0 + clip.speech.1;
     let delay = det["wall"].as_f64().unwrap() - word_end;
     let word_start = play_start + 1.0 + clip.speech.0;
-    eprintln!(
+    // On the real stderr, so the measurement shows in every test run's log.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "end-to-end delay from the end of \"yes\" (last 10 ms within 30 dB of its peak) to its detection through the virtual device: {:.0} ms; {:.0} ms after the word began ({:.0} ms long); score {}",
         delay * 1000.0,
         (det["wall"].as_f64().unwrap() - word_start) * 1000.0,

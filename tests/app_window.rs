@@ -21,6 +21,12 @@ fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
+/// Says SKIPPED on the real stderr: libtest hides `eprintln!` output of passing tests.
+fn skipped(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {msg} ***");
+}
+
 /// An X server of our own on a free display (Xvfb picks it and tells us via -displayfd).
 struct Xvfb {
     child: Child,
@@ -31,7 +37,7 @@ impl Xvfb {
     fn start() -> Option<Xvfb> {
         for tool in ["Xvfb", "import", "convert"] {
             if !have(tool) {
-                eprintln!("SKIPPED: `{tool}` is not installed (scripts/setup.sh installs xvfb and imagemagick)");
+                skipped(&format!("`{tool}` is not installed (scripts/setup.sh installs xvfb and imagemagick)"));
                 return None;
             }
         }
