@@ -336,7 +336,7 @@ where
     // Owned by the callback: the only buffer it writes, allocated here, once.
     let mut chunk = Box::new(AudioChunk::empty());
     device.build_input_stream::<T, _, _>(
-        config.clone(),
+        *config,
         move |data: &[T], _info: &cpal::InputCallbackInfo| {
             if counters.callbacks.fetch_add(1, Ordering::Relaxed) == 0 {
                 let ns = opened.elapsed().as_nanos() as u64;

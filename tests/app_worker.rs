@@ -71,7 +71,7 @@ fn threshold_changes_reach_the_detector() {
     });
     w.send(Command::SetThreshold(0.42));
     let t = wait_event(&w, &mut dash, 10.0, |e| match e {
-        Event::Thresholds(t) if t.iter().any(|&x| x == 0.42) => Some(t.clone()),
+        Event::Thresholds(t) if t.contains(&0.42) => Some(t.clone()),
         _ => None,
     });
     for (l, &x) in labels.iter().zip(&t) {
