@@ -8,6 +8,7 @@ packages=(
   pulseaudio pulseaudio-utils libasound2-plugins   # virtual microphone for the end-to-end test
   xvfb libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 x11-utils  # the window under Xvfb
   fonts-dejavu-core                 # plots' text
+  imagemagick                       # screenshots of the window in tests (import, convert)
 )
 missing=()
 for p in "${packages[@]}"; do

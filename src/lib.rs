@@ -4,7 +4,9 @@
 //! Audio -> [`features`] (log-mel) -> [`network`] (LMU memories + spiking layers) ->
 //! [`detect`] (smoothing, thresholds) -> keyword events, one 10 ms frame at a time.
 
+pub mod app;
 pub mod audio;
+pub mod capture;
 pub mod detect;
 pub mod features;
 pub mod lmu;

@@ -16,20 +16,45 @@ use std::path::{Path, PathBuf};
     long_about = "Keyword spotting with a hybrid spiking Legendre Memory Unit.\n\n\
         Audio is turned into log-mel frames every 10 ms; each frame advances a network whose\n\
         memories are linear Legendre Memory Units and whose hidden neurons emit spikes.\n\
-        Without --model, the shipped model in models/ is used."
+        Without --model, the shipped model in models/ is used.\n\n\
+        With no subcommand, opens the live dashboard on the default microphone."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// App: model file (.safetensors); default: the shipped model.
+    #[arg(short, long)]
+    model: Option<PathBuf>,
+    /// App: play this audio file in real time (looping) instead of listening to a microphone.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// App: input device (name, id, or part of either); default: the system's default input.
+    #[arg(short, long)]
+    device: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Spot keywords in an audio file; prints one JSON line per detection: {"time","keyword","score"}.
+    /// Spot keywords in an audio file, or live from a microphone with --mic; prints one JSON
+    /// line per detection: {"time","keyword","score"} (with --mic also "wall", Unix seconds).
     Listen {
         /// Audio file (wav, flac, ogg, mp3; any rate and channel count).
-        #[arg(short, long)]
-        input: PathBuf,
+        #[arg(short, long, required_unless_present = "mic", conflicts_with = "mic")]
+        input: Option<PathBuf>,
+        /// Listen to a microphone through the app's capture pipeline, headless. Status lines
+        /// carry an "event" key (listening, first_audio, stalled, error, end).
+        #[arg(long)]
+        mic: bool,
+        /// With --mic: input device (name, id, or part of either); default: the system's.
+        #[arg(short, long, requires = "mic")]
+        device: Option<String>,
+        /// With --mic: stop after this many seconds (default: run until interrupted).
+        #[arg(long, requires = "mic")]
+        seconds: Option<f64>,
+        /// With --mic: also print a line per 10 ms frame: {"frame","time","energy","wall"}
+        /// (energy: mean log-mel).
+        #[arg(long, requires = "mic")]
+        frames: bool,
         /// Model file (.safetensors); default: the shipped model.
         #[arg(short, long)]
         model: Option<PathBuf>,
@@ -206,14 +231,26 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Listen { input, model, threshold, dense } => {
-            let model = load_model(model.as_deref())?;
-            let mut p = Pipeline::new(&model);
+    let Some(command) = cli.command else {
+        return spikeword::app::run_app(spikeword::app::AppOptions { model: cli.model, input: cli.input, device: cli.device });
+    };
+    if cli.model.is_some() || cli.input.is_some() || cli.device.is_some() {
+        bail!("--model/--input/--device before a subcommand are for the app; put them after the subcommand");
+    }
+    match command {
+        Command::Listen { input, mic, device, seconds, frames, model, threshold, dense } => {
             if let Some(t) = threshold {
                 if !(t > 0.0 && t <= 1.0) {
                     bail!("--threshold must be in (0, 1], got {t}");
                 }
+            }
+            if mic {
+                return spikeword::app::listen_mic(model.as_deref(), device, seconds, threshold, dense, frames);
+            }
+            let Some(input) = input else { bail!("give --input FILE or --mic") };
+            let model = load_model(model.as_deref())?;
+            let mut p = Pipeline::new(&model);
+            if let Some(t) = threshold {
                 p.detector.set_threshold(t);
             }
             if dense {
