@@ -119,6 +119,27 @@ pub struct AugmentOptions {
     /// Apply the random transforms at all (false: the clean clip, placed centrally).
     pub enabled: bool,
     pub max_shift_s: f32,
+    /// Place the clip so that its end is at the end of the window (within `max_shift_s`):
+    /// for word onsets cut mid-word, which is what a streaming network sees while a word
+    /// is still being spoken.
+    pub align_end: bool,
+}
+
+/// First and last sample whose magnitude reaches 10% of the clip's peak.
+pub fn active_span(x: &[f32]) -> (usize, usize) {
+    let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let on = |v: &&f32| v.abs() >= 0.1 * peak;
+    let start = x.iter().position(|v| on(&v)).unwrap_or(0);
+    let end = x.iter().rposition(|v| on(&v)).map_or(x.len(), |e| e + 1);
+    (start, end.max(start))
+}
+
+/// The onset of a word: the clip up to a random point between 15% and 75% of its active span.
+pub fn word_onset(x: &[f32], rng: &mut impl Rng) -> Vec<f32> {
+    let (s, e) = active_span(x);
+    let len = e - s;
+    let cut = s + (len as f32 * rng.gen_range(0.15f32..0.75)) as usize;
+    x[..cut.clamp(1, x.len().max(1))].to_vec()
 }
 
 /// One augmented 1 s version of a clip. `is_silence` clips are replaced by noise.
@@ -143,7 +164,11 @@ pub fn augment(x: &[f32], is_silence: bool, noise: &NoiseBank, rng: &mut impl Rn
         }
     }
     let shift = (rng.gen_range(-opt.max_shift_s..=opt.max_shift_s) * RATE as f32) as isize;
-    let mut y = place(&y, CLIP, centre_offset(&y, CLIP) + shift);
+    let mut y = if opt.align_end {
+        place(&y, CLIP, CLIP as isize - y.len() as isize - shift.abs())
+    } else {
+        place(&y, CLIP, centre_offset(&y, CLIP) + shift)
+    };
     let rir = if rng.gen_bool(0.3) {
         let rt60 = rng.gen_range(0.1f32..0.6);
         Some(synthetic_rir(rng, rt60))

@@ -45,6 +45,12 @@ pub fn speaker_of(path: &Path) -> Option<String> {
     Some(before.rsplit('_').next()?.to_string())
 }
 
+/// The id the split is decided on: the speaker where the name has one, else the file stem
+/// (`_silence_` clips, for instance).
+pub fn split_id(path: &Path) -> String {
+    speaker_of(path).unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string())
+}
+
 pub fn label_index(name: &str) -> Option<usize> {
     LABELS.iter().position(|l| *l == name)
 }
@@ -85,7 +91,7 @@ pub fn class_folder_clips(root: &Path, source: Source, map_unknown: bool) -> std
             None => continue,
         };
         for path in audio_files_in(&dir)? {
-            let speaker = speaker_of(&path).unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string());
+            let speaker = split_id(&path);
             out.push(Clip { path, label, source, speaker });
         }
     }

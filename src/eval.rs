@@ -4,7 +4,7 @@
 
 use crate::audio::{audio_files_in, load_resampled};
 use crate::augment::{centre_offset, place, rms, NoiseBank, CLIP};
-use crate::dataset::{is_held_out_file, is_held_out_speaker, speaker_of};
+use crate::dataset::{is_held_out_file, is_held_out_speaker, split_id};
 use crate::detect::is_keyword;
 use crate::energy::{ActivityMeter, EnergyReport};
 use crate::model::Model;
@@ -36,8 +36,8 @@ pub struct LabelledClips {
 }
 
 /// Reads `dir/<class>/*`. Every class folder must be one of the model's labels. With
-/// `held_out_only`, clips named `..._<speaker>_nohash_<n>` of speakers the shipped model
-/// trained on are left out.
+/// `held_out_only`, clips of speakers (or, for names without one, files) that training
+/// uses are left out, by the same rule training splits on.
 pub fn labelled_clips(dir: &Path, labels: &[String], held_out_only: bool) -> Result<LabelledClips> {
     let mut out = LabelledClips::default();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -52,7 +52,7 @@ pub fn labelled_clips(dir: &Path, labels: &[String], held_out_only: bool) -> Res
             bail!("{}: class '{name}' is not one the model knows ({})", d.display(), labels.join(", "));
         };
         for f in audio_files_in(&d)? {
-            if held_out_only && speaker_of(&f).is_some_and(|s| !is_held_out_speaker(&s)) {
+            if held_out_only && !is_held_out_speaker(&split_id(&f)) {
                 out.excluded += 1;
                 continue;
             }

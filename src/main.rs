@@ -51,7 +51,8 @@ enum Command {
         /// With --mic: stop after this many seconds (default: run until interrupted).
         #[arg(long, requires = "mic")]
         seconds: Option<f64>,
-        /// With --mic: also print a line per 10 ms frame: {"frame","time","energy","wall"}
+        /// With --mic: also print a line per 10 ms frame: {"frame","time","energy","top","p","wall"}
+        /// (top: the most probable keyword, p: its smoothed probability)
         /// (energy: mean log-mel).
         #[arg(long, requires = "mic")]
         frames: bool,

@@ -65,7 +65,9 @@ impl Architecture {
 #[inline(always)]
 pub fn quantize(v: &mut f32, pre: f32, dt: f32) -> f32 {
     *v += dt * pre.max(0.0);
-    let n = v.floor();
+    // v >= 0 always, so truncation is floor; `f32::floor` is a library call on baseline
+    // x86-64 (no SSE4.1) and cost more than the spikes saved.
+    let n = if *v < 16_777_216.0 { (*v as i32) as f32 } else { v.floor() };
     *v -= n;
     n
 }
@@ -231,32 +233,45 @@ pub struct Network {
     input: Vec<f32>,
     logits: Vec<f32>,
     stats: StepStats,
+    /// Indices of the inputs that spiked this frame (scratch, sized once).
+    active: Vec<u32>,
 }
 
-/// Adds `scale * row_i` of `mat` ([n x width], row-major) into `acc` for every i where
-/// `x[i] != 0` (all i when `dense`). Returns how many rows were touched.
+/// Adds `x[i] * row_i` of `mat` ([n x width], row-major) into `acc` for every i.
 #[inline]
-fn accumulate_rows(acc: &mut [f32], mat: &[f32], x: &[f32], dense: bool) -> u64 {
+fn accumulate_dense(acc: &mut [f32], mat: &[f32], x: &[f32]) {
     let width = acc.len();
-    let mut touched = 0;
-    for (i, &xi) in x.iter().enumerate() {
-        if xi == 0.0 && !dense {
-            continue;
-        }
-        touched += 1;
-        let row = &mat[i * width..(i + 1) * width];
-        if xi == 1.0 {
-            // A single spike: a pure addition of the weight row.
-            for (a, &w) in acc.iter_mut().zip(row) {
-                *a += w;
-            }
-        } else {
-            for (a, &w) in acc.iter_mut().zip(row) {
-                *a += xi * w;
-            }
+    for (&xi, row) in x.iter().zip(mat.chunks_exact(width)) {
+        for (a, &w) in acc.iter_mut().zip(row) {
+            *a += xi * w;
         }
     }
-    touched
+}
+
+/// Collects the indices of non-zero inputs (spiking neurons) without a branch per input;
+/// returns how many there are.
+#[inline]
+fn active_inputs(x: &[f32], idx: &mut [u32]) -> usize {
+    let mut k = 0;
+    for (i, &xi) in x.iter().enumerate() {
+        idx[k] = i as u32;
+        k += (xi != 0.0) as usize;
+    }
+    k
+}
+
+/// Adds `n_i * row_i` for the active inputs only: one weight row per neuron that fired.
+#[inline]
+fn accumulate_active(acc: &mut [f32], mat: &[f32], x: &[f32], active: &[u32]) {
+    let width = acc.len();
+    for &i in active {
+        let i = i as usize;
+        let n = x[i];
+        let row = &mat[i * width..(i + 1) * width];
+        for (a, &w) in acc.iter_mut().zip(row) {
+            *a += n * w;
+        }
+    }
 }
 
 impl Network {
@@ -277,6 +292,7 @@ impl Network {
             input: vec![0.0; arch.input_dim],
             logits: vec![0.0; arch.classes],
             stats: StepStats { spikes: vec![0.0; n_layers], active: vec![0; n_layers], ..Default::default() },
+            active: vec![0; arch.layers.iter().map(|l| l.units).max().unwrap_or(0).max(arch.input_dim)],
             layers,
             mode: Mode::Spiking,
             arch,
@@ -343,9 +359,16 @@ impl Network {
             let width = spec.memory_d + spec.units;
             st.u.fill(0.0);
             st.pre.fill(0.0);
-            let rows_u = accumulate_rows(&mut st.u, &lw.encoder, x, dense || !spike_fed);
-            let rows_x = accumulate_rows(&mut st.pre, &lw.w_x, x, dense || !spike_fed);
-            debug_assert_eq!(rows_u, rows_x);
+            let rows_x = if dense || !spike_fed {
+                accumulate_dense(&mut st.u, &lw.encoder, x);
+                accumulate_dense(&mut st.pre, &lw.w_x, x);
+                x.len() as u64
+            } else {
+                let k = active_inputs(x, &mut self.active);
+                accumulate_active(&mut st.u, &lw.encoder, x, &self.active[..k]);
+                accumulate_active(&mut st.pre, &lw.w_x, x, &self.active[..k]);
+                k as u64
+            };
             // Spiking inputs arrive as counts: one multiply per output turns them into
             // activity n/dt.
             let scale = if spike_fed && !dense { 1.0 / dt } else { 1.0 };
@@ -360,7 +383,7 @@ impl Network {
                 self.stats.fixed_macs += (x.len() * width) as u64;
             }
             st.memory.step(&st.u);
-            accumulate_rows(&mut st.pre, &lw.w_m, st.memory.state(), true);
+            accumulate_dense(&mut st.pre, &lw.w_m, st.memory.state());
             self.stats.fixed_macs += (spec.memory_d * spec.order * (spec.order + 1 + spec.units)) as u64;
             let mut spikes = 0.0;
             let mut active = 0;
@@ -383,7 +406,14 @@ impl Network {
         self.logits.fill(0.0);
         let last = self.layers.last().map_or(&self.input, |l| &l.out);
         let spike_fed = !self.layers.is_empty();
-        let rows = accumulate_rows(&mut self.logits, &self.w.readout_w, last, dense || !spike_fed);
+        let rows = if dense || !spike_fed {
+            accumulate_dense(&mut self.logits, &self.w.readout_w, last);
+            last.len() as u64
+        } else {
+            let k = active_inputs(last, &mut self.active);
+            accumulate_active(&mut self.logits, &self.w.readout_w, last, &self.active[..k]);
+            k as u64
+        };
         let scale = if spike_fed && !dense { 1.0 / dt } else { 1.0 };
         for (z, b) in self.logits.iter_mut().zip(&self.w.readout_b) {
             *z = *z * scale + b;

@@ -24,7 +24,7 @@ fn clip_evaluation_counts_every_clip_in_both_modes() {
         std::fs::create_dir(dir.path().join(class)).unwrap();
         std::fs::copy(asset(file), dir.path().join(class).join(file)).unwrap();
     }
-    let set = labelled_clips(dir.path(), &labels(), true).unwrap();
+    let set = labelled_clips(dir.path(), &labels(), false).unwrap();
     assert_eq!(set.clips.len(), 3);
     let r = evaluate_clips(&small_model(3), &set).unwrap();
     assert_eq!(r.clips, 3);
@@ -37,6 +37,23 @@ fn clip_evaluation_counts_every_clip_in_both_modes() {
     // The dense twin multiplies every connection.
     assert!((r.energy_dense.synaptic_ops_over_dense_macs - 1.0).abs() < 1e-9);
     assert!(r.energy.total_energy_uj_per_second < r.energy_dense.total_energy_uj_per_second);
+}
+
+#[test]
+fn held_out_filter_keeps_only_speakers_training_never_saw() {
+    use spikeword::dataset::is_held_out_speaker;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("yes")).unwrap();
+    // Speaker ids on both sides of the split.
+    let ids: Vec<String> = (0..40).map(|i| format!("{:08x}", i * 2654435761u64 % 0xffff_ffff)).collect();
+    for id in &ids {
+        std::fs::copy(asset("yes_0cb74144.flac"), dir.path().join("yes").join(format!("{id}_nohash_0.flac"))).unwrap();
+    }
+    let held: usize = ids.iter().filter(|i| is_held_out_speaker(i)).count();
+    assert!(held > 0 && held < ids.len());
+    let set = labelled_clips(dir.path(), &labels(), true).unwrap();
+    assert_eq!(set.clips.len(), held);
+    assert_eq!(set.excluded, ids.len() - held);
 }
 
 #[test]

@@ -280,7 +280,8 @@ impl eframe::App for App {
 /// `listen --mic`: the app's capture pipeline without a window. Prints JSON lines on
 /// stdout: `{"event":"listening",...}` once the device is open, `{"event":"first_audio",...}`
 /// when its audio starts, a `{"time","keyword","score","wall"}` line per detection, with
-/// `frames` a `{"frame","time","energy","wall"}` line per frame, and `{"event":"end",...}`.
+/// `frames` a `{"frame","time","energy","top","p","wall"}` line per frame (`top`: the most
+/// probable keyword, `p` its smoothed probability), and `{"event":"end",...}`.
 /// `wall` is Unix time in seconds, for measuring delays from outside.
 pub fn listen_mic(
     model: Option<&std::path::Path>,
@@ -293,6 +294,7 @@ pub fn listen_mic(
     use std::io::Write;
     let path = resolve_model_path(model)?;
     let m = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    let labels = m.card.labels.clone();
     let worker = worker::spawn(Some((m, path)), Source::Mic(device)).context("starting the audio worker")?;
     if let Some(t) = threshold {
         worker.send(Command::SetThreshold(t));
@@ -343,10 +345,16 @@ pub fn listen_mic(
                 n_frames += 1;
                 if frames {
                     let energy = f.features.iter().sum::<f32>() / f.features.len().max(1) as f32;
+                    // The most probable keyword and its smoothed probability, whatever the threshold.
+                    let (top, p) = labels
+                        .iter()
+                        .zip(&f.probs)
+                        .filter(|(l, _)| crate::detect::is_keyword(l))
+                        .fold(("", 0.0f32), |b, (l, &p)| if p > b.1 { (l.as_str(), p) } else { b });
                     writeln!(
                         out,
                         "{}",
-                        serde_json::json!({"frame": f.index, "time": f.time, "energy": energy, "wall": wall()})
+                        serde_json::json!({"frame": f.index, "time": f.time, "energy": energy, "top": top, "p": p, "wall": wall()})
                     )?;
                 }
                 if let Some(d) = f.detection {

@@ -59,6 +59,10 @@ pub struct TrainConfig {
     pub versions_real: usize,
     pub versions_synth: usize,
     pub versions_other: usize,
+    /// Word onsets (a keyword cut mid-word, labelled `_unknown_`) per real / other keyword
+    /// clip: they teach the network not to fire before a word is complete.
+    pub onsets_real: usize,
+    pub onsets_other: usize,
     pub max_digits: usize,
     pub continuous_crops: usize,
     pub silence_clips: usize,
@@ -97,6 +101,8 @@ impl Default for TrainConfig {
             versions_real: 8,
             versions_synth: 1,
             versions_other: 2,
+            onsets_real: 2,
+            onsets_other: 1,
             max_digits: 800,
             continuous_crops: 4000,
             silence_clips: 1200,
@@ -159,6 +165,8 @@ struct Job<'a> {
     label: usize,
     seed: u64,
     augment: bool,
+    /// Use only the onset of the word, ending at the window's end (labelled `_unknown_`).
+    onset: bool,
 }
 
 /// Decodes, augments and computes features for every job, in parallel.
@@ -189,7 +197,12 @@ fn featurise(jobs: &[Job], noise: &NoiseBank, fe_cfg: &FrontEndConfig, what: &st
                     }
                     _ => raw,
                 };
-                let opt = AugmentOptions { enabled: job.augment, max_shift_s: 0.1 };
+                let raw = if job.onset { crate::augment::word_onset(&raw, &mut rng) } else { raw };
+                let opt = AugmentOptions {
+                    enabled: job.augment,
+                    max_shift_s: if job.onset { 0.05 } else { 0.1 },
+                    align_end: job.onset,
+                };
                 let y = augment(&raw, job.label == SILENCE, noise, &mut rng, opt);
                 fe.reset();
                 let f = fe.frames_of(&y);
@@ -232,23 +245,29 @@ pub fn build_features(cfg: &TrainConfig) -> Result<(FeatureSet, FeatureSet, Feat
             Source::Synth => cfg.versions_synth,
             _ => cfg.versions_other,
         };
+        if c.label < UNKNOWN {
+            let onsets = if c.source == Source::Real { cfg.onsets_real } else { cfg.onsets_other };
+            for _ in 0..onsets {
+                jobs.push(Job { clip: Some(c), label: UNKNOWN, seed: seed(), augment: true, onset: true });
+            }
+        }
         for _ in 0..n {
-            jobs.push(Job { clip: Some(c), label: c.label, seed: seed(), augment: true });
+            jobs.push(Job { clip: Some(c), label: c.label, seed: seed(), augment: true, onset: false });
         }
     }
     for c in digits.iter().take(limit) {
-        jobs.push(Job { clip: Some(c), label: UNKNOWN, seed: seed(), augment: true });
+        jobs.push(Job { clip: Some(c), label: UNKNOWN, seed: seed(), augment: true, onset: false });
     }
     if !continuous.is_empty() {
         for i in 0..cfg.continuous_crops.min(limit) {
-            jobs.push(Job { clip: Some(continuous[i % continuous.len()]), label: UNKNOWN, seed: seed(), augment: true });
+            jobs.push(Job { clip: Some(continuous[i % continuous.len()]), label: UNKNOWN, seed: seed(), augment: true, onset: false });
         }
     }
     for _ in 0..cfg.silence_clips.min(limit) {
-        jobs.push(Job { clip: None, label: SILENCE, seed: seed(), augment: true });
+        jobs.push(Job { clip: None, label: SILENCE, seed: seed(), augment: true, onset: false });
     }
     fn clean(clips: &[Clip], limit: usize) -> Vec<Job<'_>> {
-        clips.iter().take(limit).map(|c| Job { clip: Some(c), label: c.label, seed: 0, augment: false }).collect()
+        clips.iter().take(limit).map(|c| Job { clip: Some(c), label: c.label, seed: 0, augment: false, onset: false }).collect()
     }
     let val_real_jobs = clean(&split.val_real, limit);
     let val_synth_jobs = clean(&split.val_synth, limit);
