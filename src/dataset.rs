@@ -31,7 +31,7 @@ pub fn is_held_out_voice(voice: &str) -> bool {
 /// Whether a file with no speaker id (continuous speech, noise recordings) is held out:
 /// half of them, by name.
 pub fn is_held_out_file(name: &str) -> bool {
-    fnv1a(name) % 2 == 0
+    fnv1a(name).is_multiple_of(2)
 }
 
 /// The speaker (or voice) of a clip named like Speech Commands: `<speaker>_nohash_<n>`,

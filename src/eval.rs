@@ -11,21 +11,10 @@ use crate::model::Model;
 use crate::network::Mode;
 use crate::pipeline::Pipeline;
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::bar as progress_bar;
 use rand::SeedableRng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{msg:<20} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
 
 /// Labelled clips of a folder laid out like Speech Commands.
 #[derive(Debug, Default)]

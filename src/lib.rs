@@ -6,16 +6,17 @@
 
 pub mod app;
 pub mod audio;
+pub mod augment;
 pub mod capture;
+pub mod dataset;
 pub mod detect;
+pub mod energy;
+pub mod eval;
 pub mod features;
 pub mod lmu;
 pub mod model;
 pub mod network;
 pub mod pipeline;
-pub mod augment;
-pub mod dataset;
-pub mod train;
-pub mod energy;
+pub mod progress;
 pub mod synth;
-pub mod eval;
+pub mod train;

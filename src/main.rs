@@ -311,11 +311,7 @@ fn run(cli: Cli) -> Result<()> {
                 unknown_voices_per_word: unknown_voices,
                 jobs,
             };
-            let pb = indicatif::ProgressBar::new(0);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template("rendering [{bar:30}] {pos}/{len} {elapsed}<{eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
+            let pb = spikeword::progress::bar(0, "rendering");
             let report = spikeword::synth::synthesize(&opts, &|done, total| {
                 pb.set_length(total as u64);
                 pb.set_position(done as u64);

@@ -14,13 +14,13 @@ use crate::features::{FrontEnd, FrontEndConfig};
 use crate::model::{Model, ModelCard, FORMAT_VERSION};
 use crate::network::{forward_sequence, Architecture, LayerSpec, Mode, Weights};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::bar as progress;
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Every hyperparameter of a run; saved beside the weights and in the model card.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,17 +146,6 @@ impl FeatureSet {
         self.features.extend_from_slice(f);
         self.labels.push(label);
     }
-}
-
-fn progress(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{msg:<18} [{bar:30}] {pos}/{len} {elapsed}<{eta} {prefix}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
 }
 
 /// A job of the feature cache: one augmented version of one clip.
@@ -563,8 +552,4 @@ pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, Feat
     model.save(&out)?;
     eprintln!("saved {} (held-out real speakers: {:.3} spiking, {:.3} non-spiking)", out.display(), acc, acc_dense);
     Ok(model)
-}
-
-pub fn checkpoint_path(out: &Path) -> PathBuf {
-    out.join("checkpoint.safetensors")
 }
