@@ -36,6 +36,18 @@ pub struct Audio {
     pub sample_rate: u32,
 }
 
+/// Averages interleaved channels into `out` (cleared first).
+pub fn downmix(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
+    out.clear();
+    let c = channels.max(1);
+    if c == 1 {
+        out.extend_from_slice(interleaved);
+        return;
+    }
+    let inv = 1.0 / c as f32;
+    out.extend(interleaved.chunks_exact(c).map(|f| f.iter().sum::<f32>() * inv));
+}
+
 /// Decodes a whole file and averages its channels.
 pub fn decode_file(path: &Path) -> Result<Audio, AudioError> {
     let file = std::fs::File::open(path).map_err(|source| AudioError::Io { path: path.into(), source })?;
@@ -59,6 +71,7 @@ pub fn decode_file(path: &Path) -> Result<Audio, AudioError> {
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| AudioError::Unsupported { path: path.into(), reason: e.to_string() })?;
     let mut samples = Vec::new();
+    let mut mono = Vec::new();
     let mut buf: Option<SampleBuffer<f32>> = None;
     loop {
         let packet = match format.next_packet() {
@@ -85,9 +98,8 @@ pub fn decode_file(path: &Path) -> Result<Audio, AudioError> {
             _ => buf.insert(SampleBuffer::new(needed, spec)),
         };
         b.copy_interleaved_ref(decoded);
-        for frame in b.samples().chunks_exact(channels) {
-            samples.push(frame.iter().sum::<f32>() / channels as f32);
-        }
+        downmix(b.samples(), channels, &mut mono);
+        samples.extend_from_slice(&mono);
     }
     if samples.is_empty() {
         return Err(AudioError::Empty { path: path.into() });

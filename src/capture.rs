@@ -359,17 +359,7 @@ where
     )
 }
 
-/// Averages interleaved channels into `out` (cleared first).
-pub fn downmix(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
-    out.clear();
-    let c = channels.max(1);
-    if c == 1 {
-        out.extend_from_slice(interleaved);
-        return;
-    }
-    let inv = 1.0 / c as f32;
-    out.extend(interleaved.chunks_exact(c).map(|f| f.iter().sum::<f32>() * inv));
-}
+pub use crate::audio::downmix;
 
 #[cfg(test)]
 mod tests {

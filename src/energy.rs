@@ -39,6 +39,11 @@ pub fn significant_bits(n: u32) -> u32 {
     }
 }
 
+/// Bits per activity from each neuron's largest spike count: log2(1 + max), averaged.
+pub fn bits_from_max_counts(max: &[f32]) -> f64 {
+    max.iter().map(|&m| (1.0 + m.max(0.0) as f64).log2()).sum::<f64>() / max.len().max(1) as f64
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EnergyReport {
     pub frames: u64,
@@ -118,13 +123,13 @@ impl ActivityMeter {
         let event_e = self.add_ops as f64 * PJ_PER_ADD + self.mul_ops as f64 * PJ_PER_MAC;
         let dense_e = self.event_dense_macs as f64 * PJ_PER_MAC;
         let fixed_e = self.fixed_macs as f64 * PJ_PER_MAC;
-        let bits: Vec<f64> = self.max_count.iter().flatten().map(|&m| (1.0 + m as f64).log2()).collect();
+        let max: Vec<f32> = self.max_count.iter().flatten().copied().collect();
         EnergyReport {
             frames: self.frames,
             audio_seconds: secs,
             spikes_per_frame: self.spikes.iter().map(|s| s / f).collect(),
             active_fraction: self.active.iter().zip(&self.units).map(|(&a, &u)| a as f64 / (f * u as f64)).collect(),
-            bits_per_activity: bits.iter().sum::<f64>() / bits.len().max(1) as f64,
+            bits_per_activity: bits_from_max_counts(&max),
             significant_bits_per_multiply: self.sig_bits_sum / self.nonzero_events.max(1) as f64,
             synaptic_ops_per_second: ops / secs,
             dense_macs_per_second: self.event_dense_macs as f64 / secs,

@@ -109,14 +109,9 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
             p.network.set_mode(mode);
             let mut last = vec![0.0f32; c];
             let meter = &mut meters[k];
-            // The network state is read inside the callback: the pipeline lends it out
-            // only through the report, so step manually here.
-            let (fe, net, det) = (&mut p.frontend, &mut p.network, &mut p.detector);
-            fe.push(&x, |f| {
-                net.step(f);
-                meter.record(net);
-                det.push(net.logits());
-                last.copy_from_slice(det.probabilities());
+            p.push(&x, |r| {
+                meter.record(r.network);
+                last.copy_from_slice(r.probs);
             });
             let pred = last.iter().enumerate().fold(0, |b, (i, &v)| if v > last[b] { i } else { b });
             confs[k][*label][pred] += 1;
@@ -272,12 +267,10 @@ pub fn evaluate_stream(model: &Model, opt: &StreamOptions) -> Result<StreamRepor
     for f in &files {
         let x = load_resampled(f, rate).with_context(|| format!("negative file {}", f.display()))?;
         samples += x.len();
-        let (fe, net, det) = (&mut p.frontend, &mut p.network, &mut p.detector);
-        fe.push(&x, |fr| {
-            net.step(fr);
-            meter.record(net);
-            false_alarms += det.push(net.logits()).is_some() as usize;
-            neg_trace.push(best_keyword(det.probabilities(), &is_kw));
+        p.push(&x, |r| {
+            meter.record(r.network);
+            false_alarms += r.detection.is_some() as usize;
+            neg_trace.push(best_keyword(r.probs, &is_kw));
         });
         pb.inc(1);
     }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use spikeword::audio;
-use spikeword::model::{resolve_model_path, Model};
+use spikeword::model::{load_resolved, Model};
 use spikeword::network::Mode;
 use spikeword::pipeline::{median_p99_us, Pipeline};
 use std::path::{Path, PathBuf};
@@ -215,8 +215,7 @@ enum DataCommand {
 }
 
 fn load_model(explicit: Option<&Path>) -> Result<Model> {
-    let path = resolve_model_path(explicit)?;
-    Model::load(&path).with_context(|| format!("loading model {}", path.display()))
+    Ok(load_resolved(explicit)?.1)
 }
 
 fn load_audio(path: &Path, rate: u32) -> Result<Vec<f32>> {
@@ -264,8 +263,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info { model, json } => {
-            let path = resolve_model_path(model.as_deref())?;
-            let model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+            let (path, model) = load_resolved(model.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&model.card)?);
             } else {
@@ -520,19 +518,20 @@ fn bench(input: Option<&Path>, model: Option<&Path>, repeat: usize, json: bool) 
             net.push(r.timing.network_ns);
             det.push(r.timing.detect_ns);
             total += r.timing.total_ns();
-            ops += r.stats.event_ops;
-            dense_macs += r.stats.event_dense_macs;
-            spikes += r.stats.spikes.iter().map(|&s| s as f64).sum::<f64>();
+            let st = r.network.stats();
+            ops += st.event_ops;
+            dense_macs += st.event_dense_macs;
+            spikes += st.spikes.iter().map(|&s| s as f64).sum::<f64>();
         });
         let frames = fe.len().max(1) as f64;
         (fe, net, det, total, ops as f64 / frames, dense_macs as f64 / frames, spikes / frames)
     };
-    let (mut fe, mut net_s, mut det, total_s, ops_s, dmacs, spikes_s) = run(Mode::Spiking);
-    let (_, mut net_d, _, total_d, ops_d, _, _) = run(Mode::Dense);
-    let (fe_m, fe_p) = median_p99_us(&mut fe);
-    let (ns_m, ns_p) = median_p99_us(&mut net_s);
-    let (nd_m, nd_p) = median_p99_us(&mut net_d);
-    let (de_m, de_p) = median_p99_us(&mut det);
+    let (fe, net_s, det, total_s, ops_s, dmacs, spikes_s) = run(Mode::Spiking);
+    let (_, net_d, _, total_d, ops_d, _, _) = run(Mode::Dense);
+    let (fe_m, fe_p) = median_p99_us(&fe);
+    let (ns_m, ns_p) = median_p99_us(&net_s);
+    let (nd_m, nd_p) = median_p99_us(&net_d);
+    let (de_m, de_p) = median_p99_us(&det);
     let rtf_s = total_s as f64 / 1e9 / audio_s;
     let rtf_d = total_d as f64 / 1e9 / audio_s;
     let report = serde_json::json!({

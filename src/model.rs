@@ -255,6 +255,14 @@ pub fn default_model_candidates() -> Vec<PathBuf> {
     c
 }
 
+/// Resolves `--model` (or the default) and loads it; errors name the file.
+pub fn load_resolved(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Model)> {
+    use anyhow::Context;
+    let path = resolve_model_path(explicit)?;
+    let model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    Ok((path, model))
+}
+
 /// Resolves `--model` or the default, with an error that says where it looked.
 pub fn resolve_model_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {

@@ -4,7 +4,7 @@
 use crate::detect::{Detection, Detector};
 use crate::features::FrontEnd;
 use crate::model::Model;
-use crate::network::{Network, StepStats};
+use crate::network::Network;
 use std::time::Instant;
 
 /// Nanoseconds each stage spent on one frame.
@@ -28,10 +28,10 @@ pub struct FrameReport<'a> {
     /// Seconds of audio up to the end of this frame.
     pub time: f64,
     pub features: &'a [f32],
-    pub logits: &'a [f32],
     /// Smoothed class probabilities.
     pub probs: &'a [f32],
-    pub stats: &'a StepStats,
+    /// The network after this frame's step: its logits, stats and every layer's output.
+    pub network: &'a Network,
     pub detection: Option<Detection>,
     pub timing: FrameTiming,
 }
@@ -100,9 +100,8 @@ impl Pipeline {
                 index: self.frames - 1,
                 time: self.frames as f64 * self.frame_seconds,
                 features: &self.frame,
-                logits: self.network.logits(),
                 probs: self.detector.probabilities(),
-                stats: self.network.stats(),
+                network: &self.network,
                 detection,
                 timing: FrameTiming {
                     frontend_ns: (t1 - t0).as_nanos() as u64,
@@ -121,12 +120,18 @@ impl Pipeline {
     }
 }
 
-/// Median and 99th percentile of a set of durations (ns), in microseconds.
-pub fn median_p99_us(values: &mut [u64]) -> (f64, f64) {
+/// Median and 99th percentile of `values` (sorted in place).
+pub fn median_p99(values: &mut [f64]) -> (f64, f64) {
     if values.is_empty() {
         return (0.0, 0.0);
     }
-    values.sort_unstable();
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    values.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.99))
+}
+
+/// Median and 99th percentile of durations in nanoseconds, in microseconds.
+pub fn median_p99_us(ns: &[u64]) -> (f64, f64) {
+    let mut us: Vec<f64> = ns.iter().map(|&v| v as f64 / 1000.0).collect();
+    median_p99(&mut us)
 }

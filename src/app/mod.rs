@@ -292,8 +292,7 @@ pub fn listen_mic(
     frames: bool,
 ) -> Result<()> {
     use std::io::Write;
-    let path = resolve_model_path(model)?;
-    let m = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    let (path, m) = crate::model::load_resolved(model)?;
     let labels = m.card.labels.clone();
     let worker = worker::spawn(Some((m, path)), Source::Mic(device)).context("starting the audio worker")?;
     if let Some(t) = threshold {

@@ -127,18 +127,10 @@ pub fn bits_per_activity<'a>(rows: impl Iterator<Item = &'a [f32]>, units: usize
             *m = m.max(n);
         }
     }
-    max.iter().map(|&m| (1.0 + m.max(0.0) as f64).log2()).sum::<f64>() / units as f64
+    crate::energy::bits_from_max_counts(&max)
 }
 
-/// Median and 99th percentile of `values` (sorted in place).
-pub fn median_p99(values: &mut [f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (0.0, 0.0);
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
+pub use crate::pipeline::median_p99;
 
 /// One hidden layer's recent activity.
 #[derive(Debug, Clone)]

@@ -547,43 +547,37 @@ impl Worker {
         self.ring.push(&out);
         let hop = p.frontend.config().hop_length as u64;
         let per_frame_resample = if out.is_empty() { 0 } else { resample_ns * hop / out.len() as u64 };
-        let mut rest = &out[..];
-        while !rest.is_empty() {
-            // One frame at most per push, so each frame's layer outputs can be read after it.
-            let take = p.frontend.samples_to_next_frame().min(rest.len());
-            let mut msg = None;
-            let (gen, mode) = (self.model_gen, self.mode);
-            p.push(&rest[..take], |r| {
-                msg = Some(FrameMsg {
-                    model_gen: gen,
-                    index: r.index,
-                    time: r.time,
-                    features: r.features.to_vec(),
-                    probs: r.probs.to_vec(),
-                    spikes: r.stats.spikes.clone(),
-                    active: r.stats.active.clone(),
-                    outputs: Vec::new(),
-                    event_ops: r.stats.event_ops,
-                    event_dense_macs: r.stats.event_dense_macs,
-                    fixed_macs: r.stats.fixed_macs,
-                    timing: r.timing,
-                    resample_ns: per_frame_resample,
-                    detection: r.detection,
-                    mode,
-                    arrived,
-                });
-            });
-            rest = &rest[take..];
-            if let Some(mut m) = msg {
-                for l in 0..p.network.architecture().layers.len() {
-                    m.outputs.extend_from_slice(p.network.layer_output(l));
-                }
-                self.counters.frames.fetch_add(1, Ordering::Relaxed);
-                if let Err(TrySendError::Full(_)) = self.frames.try_send(m) {
-                    self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                }
+        let (gen, mode) = (self.model_gen, self.mode);
+        let (frames, counters) = (&self.frames, &self.counters);
+        p.push(&out, |r| {
+            let st = r.network.stats();
+            let mut outputs = Vec::new();
+            for l in 0..r.network.architecture().layers.len() {
+                outputs.extend_from_slice(r.network.layer_output(l));
             }
-        }
+            let m = FrameMsg {
+                model_gen: gen,
+                index: r.index,
+                time: r.time,
+                features: r.features.to_vec(),
+                probs: r.probs.to_vec(),
+                spikes: st.spikes.clone(),
+                active: st.active.clone(),
+                outputs,
+                event_ops: st.event_ops,
+                event_dense_macs: st.event_dense_macs,
+                fixed_macs: st.fixed_macs,
+                timing: r.timing,
+                resample_ns: per_frame_resample,
+                detection: r.detection,
+                mode,
+                arrived,
+            };
+            counters.frames.fetch_add(1, Ordering::Relaxed);
+            if let Err(TrySendError::Full(_)) = frames.try_send(m) {
+                counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        });
         self.resampled = out;
     }
 
