@@ -1,0 +1,211 @@
+//! Command-line flags: every subcommand and its options (clap), apart from the code they drive.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "spikeword",
+    version,
+    about = "Keyword spotting with a hybrid spiking Legendre Memory Unit",
+    long_about = "Keyword spotting with a hybrid spiking Legendre Memory Unit.\n\n\
+        Audio is turned into log-mel frames every 10 ms; each frame advances a network whose\n\
+        memories are linear Legendre Memory Units and whose hidden neurons emit spikes.\n\
+        Without --model, the shipped model in models/ is used.\n\n\
+        With no subcommand, opens the live dashboard on the default microphone."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// App: model file (.safetensors); default: the shipped model.
+    #[arg(short, long)]
+    pub model: Option<PathBuf>,
+    /// App: play this audio file in real time (looping) instead of listening to a microphone.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// App: input device (name, id, or part of either); default: the system's default input.
+    #[arg(short, long)]
+    pub device: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Spot keywords in an audio file, or live from a microphone with --mic; prints one JSON
+    /// line per detection: {"time","keyword","score"} (with --mic also "wall", Unix seconds).
+    Listen {
+        /// Audio file (wav, flac, ogg, mp3; any rate and channel count).
+        #[arg(short, long, required_unless_present = "mic", conflicts_with = "mic")]
+        input: Option<PathBuf>,
+        /// Listen to a microphone through the app's capture pipeline, headless. Status lines
+        /// carry an "event" key (listening, first_audio, stalled, error, end).
+        #[arg(long)]
+        mic: bool,
+        /// With --mic: input device (name, id, or part of either); default: the system's.
+        #[arg(short, long, requires = "mic")]
+        device: Option<String>,
+        /// With --mic: stop after this many seconds (default: run until interrupted).
+        #[arg(long, requires = "mic")]
+        seconds: Option<f64>,
+        /// With --mic: also print a line per 10 ms frame: {"frame","time","energy","top","p","wall"}
+        /// (top: the most probable keyword, p: its smoothed probability)
+        /// (energy: mean log-mel).
+        #[arg(long, requires = "mic")]
+        frames: bool,
+        /// Model file (.safetensors); default: the shipped model.
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// Probability a keyword must reach to fire, for every keyword (default: the model's).
+        #[arg(short, long)]
+        threshold: Option<f32>,
+        /// Run the non-spiking twin (ReLU rates instead of spikes) with the same weights.
+        #[arg(long)]
+        dense: bool,
+    },
+    /// Print the model card: labels, architecture, detection defaults, measured metrics.
+    Info {
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// The whole card as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a model (spikes forward, rate gradients backward, dt annealed to the target).
+    Train {
+        /// Folder with the real recordings (see ../shared/data/README.md).
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Folder of synthetic keyword speech made by `spikeword data synth` (skipped if absent).
+        #[arg(long, default_value = "data/synth")]
+        synth: PathBuf,
+        /// Run folder: checkpoints, logs and the final model.safetensors.
+        #[arg(long, default_value = "runs/kws12")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Training examples drawn (class-balanced) per epoch.
+        #[arg(long)]
+        samples_per_epoch: Option<usize>,
+        /// Spiking time step the schedule ends at.
+        #[arg(long)]
+        target_dt: Option<f32>,
+        /// Epochs of the non-spiking network before spiking starts.
+        #[arg(long)]
+        dense_epochs: Option<usize>,
+        /// Epochs over which dt decays geometrically from its start value to --target-dt.
+        #[arg(long)]
+        anneal_epochs: Option<usize>,
+        /// Spiking units in every hidden layer.
+        #[arg(long)]
+        units: Option<usize>,
+        /// Firing-rate regulariser weight.
+        #[arg(long)]
+        rate_reg: Option<f32>,
+        /// Continue from the run folder's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Also copy the final model here (e.g. models/spikeword-kws12.safetensors).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Clip accuracy on a folder laid out like Speech Commands (one sub-folder per class),
+    /// spiking model and its non-spiking twin side by side, with energy figures.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// Include clips of speakers the shipped model was trained on (by default they are
+        /// left out, so the accuracy is on unseen speakers).
+        #[arg(long)]
+        all_speakers: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// False alarms per hour on continuous non-keyword speech, false rejects of keywords
+    /// embedded in noise at given SNRs, and the detection-error trade-off plot.
+    EvalStream {
+        /// Folder of non-keyword audio, streamed as one long recording.
+        #[arg(long)]
+        negatives: PathBuf,
+        /// Folder of keyword clips (class sub-folders); held-out speakers only.
+        #[arg(long)]
+        positives: Option<PathBuf>,
+        /// SNRs (dB) at which positives are mixed into background noise.
+        #[arg(long, num_args = 1.., default_values_t = [20.0f32, 10.0, 5.0])]
+        snr: Vec<f32>,
+        /// Background noise recordings (their last 20%, never used in training, is used).
+        #[arg(long, default_value = "../shared/data/noise")]
+        noise: PathBuf,
+        /// Which negative files: `held-out` (the half of each folder that training never
+        /// uses), `trained` (the other half: for choosing thresholds) or `all`.
+        #[arg(long, value_enum, default_value = "held-out")]
+        files: spikeword::eval::FileSplit,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        #[arg(short, long)]
+        threshold: Option<f32>,
+        /// Where to write the DET plot (PNG) and its data (same name, .json).
+        #[arg(long, default_value = "det.png")]
+        plot: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Choose per-keyword thresholds from non-keyword speech the model was trained on, and
+    /// write them into a copy of the model file.
+    Calibrate {
+        #[arg(long)]
+        negatives: PathBuf,
+        #[arg(long, value_enum, default_value = "trained")]
+        files: spikeword::eval::FileSplit,
+        /// False alarms per hour each keyword may raise on those files.
+        #[arg(long, default_value_t = 0.5)]
+        per_keyword_per_hour: f64,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// The calibrated model file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make training data: `spikeword data synth` renders the keywords and many other words
+    /// with every installed offline text-to-speech voice (install them with scripts/install-tts.sh).
+    Data {
+        #[command(subcommand)]
+        action: DataCommand,
+    },
+    /// Per-frame latency of each stage (median and p99, microseconds) and the real-time factor.
+    Bench {
+        /// Audio to run (default: 20 s of a built-in test signal).
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// Repeat the audio this many times.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Render synthetic keyword speech, one folder per class, 1 s 16 kHz WAV clips.
+    Synth {
+        #[arg(long, default_value = "data/synth")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Renders of each keyword per voice (each with its own speed and pitch).
+        #[arg(long, default_value_t = 4)]
+        variants: usize,
+        /// Voices (drawn at random) that say each non-keyword word.
+        #[arg(long, default_value_t = 12)]
+        unknown_voices: usize,
+        /// Parallel renders.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
+}
+
