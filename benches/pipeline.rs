@@ -1,6 +1,8 @@
 //! Per-frame cost of each stage on one core: the front end, the network step spiking vs
-//! its dense twin, and the whole path. Uses the shipped model (realistic weights and
-//! activity) when it is present, otherwise a random network of the same size.
+//! its dense twin (same weights, same kernels; the spiking step with the model's delta
+//! coding), a silent frame, and the whole path. Uses the shipped model (realistic weights,
+//! activity and delta steps) when it is present, otherwise a random network of the same
+//! size. `SPIKEWORD_MODEL=FILE cargo bench` measures another model.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use spikeword::audio::load_resampled;
@@ -26,7 +28,7 @@ fn model() -> Model {
     Model { card: c, weights }
 }
 
-/// Real speech and noise, a few seconds of it.
+/// Real speech and noise, a few seconds of it (the mix `spikeword bench` runs by default).
 fn audio() -> Vec<f32> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
     let mut x = Vec::new();
@@ -71,6 +73,22 @@ fn bench(c: &mut Criterion) {
                 let f = &fr[k % fr.len()];
                 k += 1;
                 black_box(net.step(black_box(f)));
+            })
+        });
+    }
+
+    // A frame in which nothing changed: digital silence, after the network has settled on it.
+    let mut silent = Vec::new();
+    FrontEnd::new(m.card.frontend.clone()).expect("valid").push(&vec![0.0; 16_000], |f| silent = f.to_vec());
+    for (name, mode) in [("silent frame, spiking", Mode::Spiking), ("silent frame, dense twin", Mode::Dense)] {
+        let mut net = m.network();
+        net.set_mode(mode);
+        for _ in 0..2000 {
+            net.step(&silent);
+        }
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(net.step(black_box(&silent)));
             })
         });
     }

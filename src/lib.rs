@@ -10,6 +10,7 @@ pub mod augment;
 pub mod capture;
 pub mod corpus;
 pub mod dataset;
+pub mod delta_calibration;
 pub mod detect;
 pub mod energy;
 pub mod eval;

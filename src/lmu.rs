@@ -271,10 +271,29 @@ unsafe fn soa_update_avx2(m: &[f32], b: &[f32], u: &[f32], x: &[f32], out: &mut 
     use std::arch::x86_64::*;
     assert!(m.len() >= q * q && b.len() >= q && u.len() >= d && x.len() >= q * d && out.len() >= q * d);
     let mut c = 0;
-    // Eight channels per register: each output coefficient is q fused multiply-adds.
+    // Eight channels per register: each output coefficient is q fused multiply-adds. Four
+    // output coefficients at a time share the loads and keep four independent chains of
+    // multiply-adds in flight.
     while c + 8 <= d {
         let uc = _mm256_loadu_ps(u.as_ptr().add(c));
-        for i in 0..q {
+        let mut i = 0;
+        while i + 4 <= q {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_mul_ps(_mm256_set1_ps(*b.get_unchecked(i + k)), uc);
+            }
+            for j in 0..q {
+                let xj = _mm256_loadu_ps(x.as_ptr().add(j * d + c));
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(_mm256_set1_ps(*m.get_unchecked((i + k) * q + j)), xj, *a);
+                }
+            }
+            for (k, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add((i + k) * d + c), *a);
+            }
+            i += 4;
+        }
+        for i in i..q {
             let mut acc = _mm256_mul_ps(_mm256_set1_ps(*b.get_unchecked(i)), uc);
             for j in 0..q {
                 let xj = _mm256_loadu_ps(x.as_ptr().add(j * d + c));

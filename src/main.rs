@@ -160,6 +160,17 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
+        Command::CalibrateDelta { data, model, out, tolerance, dev_only, set, limit, offsets, json } => {
+            let opt = spikeword::delta_calibration::DeltaOptions {
+                data,
+                dev_only,
+                tolerance,
+                grid: spikeword::delta_calibration::DEFAULT_GRID.to_vec(),
+                limit,
+                offsets,
+            };
+            cli::calibrate_delta(&opt, model.as_deref(), out.as_deref(), set, json)
+        }
         Command::Bench { input, model, repeat, deltas, portable, json } => {
             cli::bench::bench(&cli::bench::BenchOptions { input, model, repeat, deltas, portable, json })
         }

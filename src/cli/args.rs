@@ -183,6 +183,37 @@ pub enum Command {
         #[command(subcommand)]
         action: DataCommand,
     },
+    /// Choose the delta-coding steps of a model (layer 0's input, each memory read-out): the
+    /// largest that keep clip accuracy within --tolerance points of the exact spiking network,
+    /// on clips of speakers outside the test part; writes them into a copy of the model.
+    CalibrateDelta {
+        /// A folder laid out like Speech Commands (class sub-folders).
+        #[arg(long, default_value = "../shared/data/speech_commands_v2_test_a")]
+        data: PathBuf,
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// The model file to write (omit to only report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Accuracy (points) the coded network may lose against the exact one.
+        #[arg(long, default_value_t = 0.5)]
+        tolerance: f64,
+        /// Only the dev speakers (default: every speaker outside the test part).
+        #[arg(long)]
+        dev_only: bool,
+        /// Skip the search: measure (and write) these steps, e.g. `--set 0.1,0.2,0.3`.
+        #[arg(long, value_delimiter = ',')]
+        set: Option<Vec<f32>>,
+        /// Use at most this many clips.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Sub-frame offsets at which every clip is streamed (averages out the decision
+        /// noise of a spiking network).
+        #[arg(long, default_value_t = 4)]
+        offsets: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-frame latency of each stage (median and p99, microseconds), the whole per-frame
     /// path, the spiking step against its dense twin in the same run, the real-time factor
     /// and the arithmetic per frame.

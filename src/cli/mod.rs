@@ -17,3 +17,87 @@ pub fn load_audio(path: &Path, rate: u32) -> Result<Vec<f32>> {
     audio::load_resampled(path, rate).map_err(Into::into)
 }
 
+
+/// `spikeword calibrate-delta`: search (or measure given) delta steps, report, write the model.
+pub fn calibrate_delta(
+    opt: &spikeword::delta_calibration::DeltaOptions,
+    model: Option<&Path>,
+    out: Option<&Path>,
+    set: Option<Vec<f32>>,
+    json: bool,
+) -> Result<()> {
+    use anyhow::{bail, Context};
+    use spikeword::delta_calibration::{calibrate, measure, Trial};
+    let mut m = load_model(model)?;
+    let n = 1 + m.card.architecture.layers.len();
+    let line = |t: &Trial| {
+        eprintln!(
+            "deltas {:?}: accuracy {:.2}% (agrees with exact on {:.2}%), {:.0} ops per frame ({:.1}% of {:.0} dense MACs), memory events {:?}, input events {:.1}",
+            t.deltas,
+            100.0 * t.accuracy,
+            100.0 * t.agreement,
+            t.ops_per_frame,
+            100.0 * t.ops_per_frame / t.dense_macs_per_frame.max(1.0),
+            t.dense_macs_per_frame,
+            t.memory_events_per_frame.iter().map(|e| (e * 10.0).round() / 10.0).collect::<Vec<_>>(),
+            t.input_events_per_frame
+        )
+    };
+    let r = match set {
+        Some(d) => {
+            if d.len() != n {
+                bail!("--set needs {n} steps: layer 0's input, then each layer's memory read-out");
+            }
+            let r = measure(&m, opt, &d)?;
+            r.tried.iter().for_each(line);
+            r
+        }
+        None => calibrate(&m, opt, &line)?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "signal rms (input, memories): {:?}; {} streams per clip; smoothed accuracy along the grid {:?}; scale chosen {}",
+            r.signal_rms,
+            r.offsets,
+            r.smoothed_accuracy.iter().map(|a| (a * 10000.0).round() / 100.0).collect::<Vec<_>>(),
+            r.scale
+        );
+        println!(
+            "{} clips: exact {:.2}%, chosen {:?}: {:.2}% ({:+.2} points), {:.1}% of the dense MACs",
+            r.clips,
+            100.0 * r.exact.accuracy,
+            r.chosen.deltas,
+            100.0 * r.chosen.accuracy,
+            100.0 * (r.chosen.accuracy - r.exact.accuracy),
+            100.0 * r.chosen.ops_per_frame / r.chosen.dense_macs_per_frame.max(1.0)
+        );
+    }
+    if let Some(out) = out {
+        m.card.architecture.input_delta = r.chosen.deltas[0];
+        for (l, &d) in m.card.architecture.layers.iter_mut().zip(&r.chosen.deltas[1..]) {
+            l.memory_delta = d;
+        }
+        m.card.validate()?;
+        if !m.card.provenance.is_object() {
+            m.card.provenance = serde_json::json!({});
+        }
+        m.card.provenance["delta_calibration"] = serde_json::json!({
+            "data": opt.data.display().to_string(),
+            "clips": r.clips,
+            "speakers": if opt.dev_only { "dev" } else { "train+dev" },
+            "streams_per_clip": r.offsets,
+            "tolerance_points": opt.tolerance,
+            "signal_rms": r.signal_rms,
+            "scale": r.scale,
+            "exact_accuracy": r.exact.accuracy,
+            "accuracy": r.chosen.accuracy,
+            "ops_per_frame": r.chosen.ops_per_frame,
+            "dense_macs_per_frame": r.chosen.dense_macs_per_frame,
+        });
+        m.save(out).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
