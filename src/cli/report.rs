@@ -100,11 +100,18 @@ pub fn print_card(path: &Path, m: &Model) {
     );
     for (i, l) in a.layers.iter().enumerate() {
         println!(
-            "layer {i}    LMU memory {} x order {} over {} frames -> {} spiking units",
-            l.memory_d, l.order, l.theta, l.units
+            "layer {i}    LMU memory {} x order {} over {} frames -> {} spiking units{}",
+            l.memory_d,
+            l.order,
+            l.theta,
+            l.units,
+            if l.memory_delta > 0.0 { format!("; memory read-out delta-coded, step {}", l.memory_delta) } else { String::new() }
         );
     }
     println!("readout    {} classes; dt = {}; {} parameters", a.classes, a.dt, a.parameter_count());
+    if a.input_delta > 0.0 {
+        println!("input      delta-coded in spiking mode, step {} (normalised log-mel)", a.input_delta);
+    }
     println!(
         "detection  threshold {} (overrides: {:?}), smoothing {} frames, refractory {} s",
         c.detection.default_threshold, c.detection.thresholds, c.detection.smoothing_frames, c.detection.refractory_s
