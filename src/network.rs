@@ -78,6 +78,12 @@ pub struct Architecture {
 pub const MAX_DELTA: f32 = 100.0;
 /// Smallest non-zero delta step: keeps level numbers far inside f32's exact integers.
 pub const MIN_DELTA: f32 = 1e-4;
+/// A delta step the network can use: 0 (off) for anything not positive and finite, else
+/// clamped to [MIN_DELTA, MAX_DELTA] (model files are validated to that range on load).
+pub fn usable_delta(d: f32) -> f32 {
+    if d.is_finite() && d > 0.0 { d.clamp(MIN_DELTA, MAX_DELTA) } else { 0.0 }
+}
+
 /// Frames between recomputations of the delta-coded running sums from the levels.
 pub const RESYNC_FRAMES: u64 = 1024;
 /// A memory channel settles (see [`crate::lmu::MemoryBank`]) within this fraction of the
@@ -419,7 +425,11 @@ fn fuse_input(lw: &LayerWeights, n_in: usize, d: usize, units: usize) -> Vec<f32
 }
 
 impl Network {
-    pub fn new(arch: Architecture, w: Weights) -> Self {
+    pub fn new(mut arch: Architecture, w: Weights) -> Self {
+        arch.input_delta = usable_delta(arch.input_delta);
+        for s in &mut arch.layers {
+            s.memory_delta = usable_delta(s.memory_delta);
+        }
         let layers: Vec<LayerState> = arch
             .layers
             .iter()
@@ -495,10 +505,9 @@ impl Network {
     /// 0 switches a coding off. Steps are clamped to [0, MAX_DELTA], non-zero ones to at
     /// least MIN_DELTA.
     pub fn set_deltas(&mut self, input_delta: f32, memory_delta: &[f32]) {
-        let clamp = |d: f32| if d.is_finite() && d > 0.0 { d.clamp(MIN_DELTA, MAX_DELTA) } else { 0.0 };
-        self.arch.input_delta = clamp(input_delta);
+        self.arch.input_delta = usable_delta(input_delta);
         for (s, &d) in self.arch.layers.iter_mut().zip(memory_delta) {
-            s.memory_delta = clamp(d);
+            s.memory_delta = usable_delta(d);
         }
         self.needs_sync = true;
     }
