@@ -60,7 +60,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { data, synth, out, seed, epochs, sequences_per_epoch, seconds, limit_files, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
+        Command::Train { data, synth, out, seed, epochs, sequences_per_epoch, seconds, limit_files, frontend, overrides, memory_d, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
             let mut cfg = spikeword::train::TrainConfig { data, synth: Some(synth), out, seed, ..Default::default() };
             if let Some(e) = epochs {
                 cfg.epochs = e;
@@ -72,6 +72,22 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.compose.seconds = s;
             }
             cfg.limit_files = limit_files;
+            cfg.frontend.compression = match frontend.as_str() {
+                "log" => spikeword::features::Compression::Log,
+                "pcen" => {
+                    // A floor far below 16-bit quantisation noise, so the division by the
+                    // smoothed energy cancels any gain.
+                    cfg.frontend.log_floor = 1e-12;
+                    spikeword::features::Compression::Pcen(Default::default())
+                }
+                other => bail!("--frontend must be log or pcen, not {other:?}"),
+            };
+            if let Some(d) = memory_d {
+                if d.len() != cfg.layers.len() {
+                    bail!("--memory-d needs {} values (one per layer)", cfg.layers.len());
+                }
+                cfg.layers.iter_mut().zip(d).for_each(|(l, d)| l.memory_d = d);
+            }
             if let Some(d) = target_dt {
                 cfg.target_dt = d;
             }
@@ -86,6 +102,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(r) = rate_reg {
                 cfg.rate_reg = r;
+            }
+            if !overrides.is_empty() {
+                cfg = cli::apply_overrides(&cfg, &overrides)?;
             }
             let model = spikeword::train::train(&cfg, resume, None)?;
             if let Some(path) = export {
@@ -122,10 +141,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, plot, json } => {
             let model = load_model(model.as_deref())?;
             let corpus = spikeword::corpus::load(&data)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7 };
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");

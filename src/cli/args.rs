@@ -93,6 +93,16 @@ pub enum Command {
         /// Use at most this many files per source (a quick run).
         #[arg(long)]
         limit_files: Option<usize>,
+        /// Front-end compression: log (log-mel) or pcen (per-channel energy normalisation).
+        #[arg(long, default_value = "log")]
+        frontend: String,
+        /// Any other setting of the run's configuration (see config.json in a run folder), as
+        /// dotted.path=JSON value, e.g. `--set compose.p_second_keyword=0.5 --set lr=0.001`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        overrides: Vec<String>,
+        /// Memory channels of each layer (comma-separated, e.g. 32,16).
+        #[arg(long, value_delimiter = ',')]
+        memory_d: Option<Vec<usize>>,
         /// Spiking time step the schedule ends at.
         #[arg(long)]
         target_dt: Option<f32>,
@@ -154,6 +164,9 @@ pub enum Command {
         /// At most this many clips or files per source (a quick look).
         #[arg(long)]
         limit: Option<usize>,
+        /// Play every recording this many dB louder or quieter (level robustness).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        gain_db: f32,
         /// Where to write the DET plot (PNG) and the whole report (same name, .json).
         #[arg(long, default_value = "det.png")]
         plot: PathBuf,

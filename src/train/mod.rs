@@ -254,7 +254,7 @@ impl DevMetrics {
 }
 
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
-    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11 };
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, gain_db: 0.0 };
     let traces = collect_traces(model, corpus, mode, &opt)?;
     let r = score(model, traces, mode, &opt);
     let at2 = r.recall_at.iter().find(|a| a.false_alarms_per_hour == 2.0);
