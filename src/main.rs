@@ -179,7 +179,9 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        Command::Bench { input, model, repeat, json } => cli::bench::bench(input.as_deref(), model.as_deref(), repeat, json),
+        Command::Bench { input, model, repeat, deltas, portable, json } => {
+            cli::bench::bench(&cli::bench::BenchOptions { input, model, repeat, deltas, portable, json })
+        }
     }
 }
 

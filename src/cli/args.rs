@@ -196,9 +196,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DataCommand,
     },
-    /// Per-frame latency of each stage (median and p99, microseconds) and the real-time factor.
+    /// Per-frame latency of each stage (median and p99, microseconds), the whole per-frame
+    /// path, the spiking step against its dense twin in the same run, the real-time factor
+    /// and the arithmetic per frame.
     Bench {
-        /// Audio to run (default: 20 s of a built-in test signal).
+        /// Audio to run (default: the speech and noise clips in assets/, or a built-in test
+        /// signal when they are not there).
         #[arg(short, long)]
         input: Option<PathBuf>,
         #[arg(short, long)]
@@ -206,6 +209,13 @@ pub enum Command {
         /// Repeat the audio this many times.
         #[arg(long, default_value_t = 1)]
         repeat: usize,
+        /// Override the model's delta-coding steps: layer 0's input, then each layer's
+        /// memory read-out (0 switches a coding off), e.g. `--deltas 0.1,0.1,0.3`.
+        #[arg(long, value_delimiter = ',')]
+        deltas: Option<Vec<f32>>,
+        /// Use the portable kernels even where AVX2/FMA are available.
+        #[arg(long)]
+        portable: bool,
         #[arg(long)]
         json: bool,
     },
