@@ -60,59 +60,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { data, synth, out, seed, epochs, sequences_per_epoch, seconds, limit_files, frontend, overrides, memory_d, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
-            let mut cfg = spikeword::train::TrainConfig { data, synth: Some(synth), out, seed, ..Default::default() };
-            if let Some(e) = epochs {
-                cfg.epochs = e;
-            }
-            if let Some(n) = sequences_per_epoch {
-                cfg.sequences_per_epoch = n;
-            }
-            if let Some(s) = seconds {
-                cfg.compose.seconds = s;
-            }
-            cfg.limit_files = limit_files;
-            cfg.frontend.compression = match frontend.as_str() {
-                "log" => spikeword::features::Compression::Log,
-                "pcen" => {
-                    // A floor far below 16-bit quantisation noise, so the division by the
-                    // smoothed energy cancels any gain.
-                    cfg.frontend.log_floor = 1e-12;
-                    spikeword::features::Compression::Pcen(Default::default())
-                }
-                other => bail!("--frontend must be log or pcen, not {other:?}"),
-            };
-            if let Some(d) = memory_d {
-                if d.len() != cfg.layers.len() {
-                    bail!("--memory-d needs {} values (one per layer)", cfg.layers.len());
-                }
-                cfg.layers.iter_mut().zip(d).for_each(|(l, d)| l.memory_d = d);
-            }
-            if let Some(d) = target_dt {
-                cfg.target_dt = d;
-            }
-            if let Some(e) = dense_epochs {
-                cfg.dense_epochs = e;
-            }
-            if let Some(e) = anneal_epochs {
-                cfg.anneal_epochs = e;
-            }
-            if let Some(u) = units {
-                cfg.layers.iter_mut().for_each(|l| l.units = u);
-            }
-            if let Some(r) = rate_reg {
-                cfg.rate_reg = r;
-            }
-            if !overrides.is_empty() {
-                cfg = cli::apply_overrides(&cfg, &overrides)?;
-            }
-            let model = spikeword::train::train(&cfg, resume, None)?;
-            if let Some(path) = export {
-                model.save(&path).with_context(|| format!("exporting to {}", path.display()))?;
-                eprintln!("exported {}", path.display());
-            }
-            Ok(())
-        }
+        Command::Train(args) => cli::train::run(args),
         Command::Data { action: DataCommand::Synth { out, seed, variants, unknown_voices, jobs } } => {
             let opts = spikeword::synth::SynthOptions {
                 out_dir: out.clone(),
@@ -172,9 +120,7 @@ fn run(cli: Cli) -> Result<()> {
                 "on {:.2} h of {:?} negatives: {:.2} false alarms per hour; dev keyword recall {:.1}%",
                 c.negative_hours, parts, c.false_alarms_per_hour, 100.0 * c.dev_recall
             );
-            model.card.detection.thresholds = c.thresholds.clone();
-            model.card.provenance["calibration"] = serde_json::to_value(&c)?;
-            model.card.provenance["calibration"]["per_keyword_false_alarms_per_hour"] = serde_json::json!(per_keyword_per_hour);
+            spikeword::eval::calibrate::apply(&mut model, &c, per_keyword_per_hour);
             model.save(&out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {}", out.display());
             Ok(())

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod report;
+pub mod train;
 
 use anyhow::Result;
 use spikeword::audio;
