@@ -59,9 +59,9 @@ fn source_line(state: &Dashboard) -> (String, Color32) {
         }
         Some(SourceState::File { path, seconds, rate }) => (
             format!(
-                "File: {} — {:.2} s at {} Hz, played in real time (looping)",
+                "File: {} — {} at {} Hz, played in real time (looping)",
                 path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-                seconds,
+                seconds.map_or("length unknown".into(), |s| format!("{s:.2} s")),
                 rate
             ),
             OK,
