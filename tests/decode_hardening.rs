@@ -14,7 +14,9 @@ use std::process::Command;
 fn wav_with(rate: u32, channels: u16, bits: u16, data_len_field: Option<u32>, data: &[u8]) -> Vec<u8> {
     let ba = channels * bits / 8;
     let mut v = b"RIFF".to_vec();
-    v.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    // A stated data length that is not the real one goes with an unknown RIFF length, as
+    // streaming writers leave it.
+    v.extend_from_slice(&data_len_field.map_or(36 + data.len() as u32, |_| u32::MAX).to_le_bytes());
     v.extend_from_slice(b"WAVEfmt ");
     v.extend_from_slice(&16u32.to_le_bytes());
     v.extend_from_slice(&1u16.to_le_bytes());
