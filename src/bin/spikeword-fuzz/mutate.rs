@@ -249,9 +249,9 @@ fn wav_field(rng: &mut Rng, b: &mut Vec<u8>) {
         5 | 6 => {
             // A new chunk before `data`: metadata symphonia parses, or an unknown one.
             let at = chunks.iter().find(|c| &b[c.0..c.0 + 4] == b"data").map_or(12.min(b.len()), |c| c.0);
-            let tag: &[u8; 4] = *rng.pick(&[b"LIST", b"fact", b"fmt ", b"junk", b"data"]);
+            let tag: [u8; 4] = *rng.pick(&[*b"LIST", *b"fact", *b"fmt ", *b"junk", *b"data"]);
             let mut chunk = tag.to_vec();
-            let body: Vec<u8> = if tag == b"LIST" {
+            let body: Vec<u8> = if &tag == b"LIST" {
                 let mut l = b"INFO".to_vec();
                 for _ in 0..1 + rng.below(3) {
                     l.extend_from_slice(*rng.pick(&[b"INAM", b"IART", b"ICMT", b"ISFT"]));
