@@ -78,6 +78,14 @@ enum Cmd {
         #[arg(long, default_value_t = 256)]
         mem_mb: usize,
     },
+    /// Cuts ranges out of a file while its outcome stays the same (in this process: for
+    /// outcomes that do not kill it, such as decoder panics caught at the boundary).
+    Shrink {
+        #[arg(long, value_enum)]
+        target: Target,
+        input: PathBuf,
+        output: PathBuf,
+    },
     /// Internal: the execution side of `run`.
     #[command(hide = true)]
     Child {
@@ -95,6 +103,7 @@ fn main() {
             campaign(target, execs, seconds, seed, &out, &seeds, mem_mb, timeout_s)
         }
         Cmd::Replay { target, files, mem_mb } => replay(target, &files, mem_mb),
+        Cmd::Shrink { target, input, output } => shrink(target, &input, &output),
         Cmd::Child { target, mem_mb } => child(target, mem_mb),
     };
     std::process::exit(code);
@@ -210,6 +219,38 @@ fn replay(target: Target, files: &[PathBuf], mem_mb: usize) -> i32 {
         println!("{}", json!({"file": f.display().to_string(), "status": status, "sig": sig, "msg": msg, "peak_bytes": alloc::peak()}));
     }
     i32::from(crashed > 0)
+}
+
+fn shrink(target: Target, input: &Path, output: &Path) -> i32 {
+    quiet_recording_hook();
+    let Ok(mut best) = std::fs::read(input) else {
+        eprintln!("cannot read {}", input.display());
+        return 2;
+    };
+    let kind = Kind::of(&best);
+    let mut runner = None;
+    let (status, sig, _) = execute(&mut runner, target, &best, kind.ext());
+    let mut chunk = best.len() / 2;
+    while chunk >= 1 {
+        let mut i = 0;
+        while i < best.len() {
+            let mut cand = best[..i].to_vec();
+            cand.extend_from_slice(&best[(i + chunk).min(best.len())..]);
+            if kind == Kind::Ogg {
+                // Keep the pages' checksums right, or the cut only tests the checksum.
+                mutate::fix_ogg_crcs(&mut cand);
+            }
+            let (st, sg, _) = execute(&mut runner, target, &cand, kind.ext());
+            if st == status && sg == sig {
+                best = cand;
+            } else {
+                i += chunk;
+            }
+        }
+        chunk /= 2;
+    }
+    eprintln!("{status}: {sig}: {} bytes", best.len());
+    i32::from(std::fs::write(output, &best).is_err())
 }
 
 // ---------------------------------------------------------------- supervisor side
