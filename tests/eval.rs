@@ -31,7 +31,8 @@ fn clip_evaluation_counts_every_clip_in_both_modes() {
     assert_eq!(r.confusion.iter().flatten().sum::<u32>(), 3);
     assert_eq!(r.confusion_dense.iter().flatten().sum::<u32>(), 3);
     assert!((0.0..=1.0).contains(&r.accuracy));
-    assert_eq!(r.energy.frames, 300);
+    // Each clip is scored from its start to the end of the silence after it (1 s + 1 s).
+    assert_eq!(r.energy.frames, 600);
     assert!(r.energy.bits_per_activity > 0.0);
     assert!(r.energy.synaptic_ops_over_dense_macs > 0.0 && r.energy.synaptic_ops_over_dense_macs < 1.0);
     // The dense twin multiplies every connection.

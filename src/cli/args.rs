@@ -84,9 +84,15 @@ pub enum Command {
         seed: u64,
         #[arg(long)]
         epochs: Option<usize>,
-        /// Training examples drawn (class-balanced) per epoch.
+        /// Training sequences composed afresh for every epoch.
         #[arg(long)]
-        samples_per_epoch: Option<usize>,
+        sequences_per_epoch: Option<usize>,
+        /// Seconds per training sequence.
+        #[arg(long)]
+        seconds: Option<f32>,
+        /// Use at most this many files per source (a quick run).
+        #[arg(long)]
+        limit_files: Option<usize>,
         /// Spiking time step the schedule ends at.
         #[arg(long)]
         target_dt: Option<f32>,
@@ -123,44 +129,47 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// False alarms per hour on continuous non-keyword speech, false rejects of keywords
-    /// embedded in noise at given SNRs, and the detection-error trade-off plot.
+    /// The streaming benchmark on held-out data: recall of clean keyword clips (each streamed
+    /// with silence around it), recall in noise, false alarms per hour over every held-out
+    /// negative source (continuous speech and isolated words), recall at 0.5/1/2 false alarms
+    /// per hour, and the detection-error trade-off plot; spiking network and its twin.
     EvalStream {
-        /// Folder of non-keyword audio, streamed as one long recording.
-        #[arg(long)]
-        negatives: PathBuf,
-        /// Folder of keyword clips (class sub-folders); held-out speakers only.
-        #[arg(long)]
-        positives: Option<PathBuf>,
-        /// SNRs (dB) at which positives are mixed into background noise.
-        #[arg(long, num_args = 1.., default_values_t = [20.0f32, 10.0, 5.0])]
+        /// The shared data folder (see ../shared/data/README.md).
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Which part of every source: `test` (never trained or tuned on) or `dev`.
+        #[arg(long, value_enum, default_value = "test")]
+        part: spikeword::corpus::Part,
+        /// SNRs (dB) at which keyword clips are also mixed into held-out noise.
+        #[arg(long, num_args = 0.., default_values_t = [10.0f32])]
         snr: Vec<f32>,
-        /// Background noise recordings (their last 20%, never used in training, is used).
-        #[arg(long, default_value = "../shared/data/noise")]
-        noise: PathBuf,
-        /// Which negative files: `held-out` (the half of each folder that training never
-        /// uses), `trained` (the other half: for choosing thresholds) or `all`.
-        #[arg(long, value_enum, default_value = "held-out")]
-        files: spikeword::eval::FileSplit,
         #[arg(short, long)]
         model: Option<PathBuf>,
+        /// One threshold for every keyword instead of the model's calibrated ones.
         #[arg(short, long)]
         threshold: Option<f32>,
-        /// Where to write the DET plot (PNG) and its data (same name, .json).
+        /// Skip the non-spiking twin.
+        #[arg(long)]
+        no_twin: bool,
+        /// At most this many clips or files per source (a quick look).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Where to write the DET plot (PNG) and the whole report (same name, .json).
         #[arg(long, default_value = "det.png")]
         plot: PathBuf,
         #[arg(long)]
         json: bool,
     },
-    /// Choose per-keyword thresholds from non-keyword speech the model was trained on, and
-    /// write them into a copy of the model file.
+    /// Choose per-keyword thresholds on non-test audio (the train and dev parts of every
+    /// negative source) and write them into a copy of the model file.
     Calibrate {
-        #[arg(long)]
-        negatives: PathBuf,
-        #[arg(long, value_enum, default_value = "trained")]
-        files: spikeword::eval::FileSplit,
-        /// False alarms per hour each keyword may raise on those files.
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Parts whose negatives set the thresholds (never `test`).
+        #[arg(long, value_enum, num_args = 1.., default_values_t = [spikeword::corpus::Part::Train, spikeword::corpus::Part::Dev])]
+        parts: Vec<spikeword::corpus::Part>,
+        /// False alarms per hour each keyword may raise on those negatives.
+        #[arg(long, default_value_t = 0.1)]
         per_keyword_per_hour: f64,
         #[arg(short, long)]
         model: Option<PathBuf>,

@@ -11,6 +11,11 @@ pub fn print_class_report(r: &spikeword::eval::ClassReport) {
         100.0 * r.accuracy,
         100.0 * r.accuracy_dense
     );
+    println!(
+        "  (class at the clip's last frame instead of the streaming decision: {:.2}% spiking, {:.2}% twin)",
+        100.0 * r.accuracy_end_of_clip,
+        100.0 * r.accuracy_end_of_clip_dense
+    );
     println!("{:<11}{:>10}{:>10}{:>12}{:>12}", "class", "precision", "recall", "prec.dense", "rec.dense");
     for (i, c) in r.classes.iter().enumerate() {
         println!(
@@ -97,3 +102,55 @@ pub fn print_card(path: &Path, m: &Model) {
     }
 }
 
+
+pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
+    println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    for m in &r.results {
+        println!("== {:?} ==", m.mode);
+        println!(
+            "clean keyword clips ({}): recall {:.1}% ({} of {}), {} wrong-keyword detections",
+            r.positive_source,
+            100.0 * m.clean.recall,
+            m.clean.caught,
+            m.clean.clips,
+            m.clean.wrong_keyword
+        );
+        println!(
+            "  per keyword: {}",
+            m.clean.per_keyword.iter().map(|(k, (n, c))| format!("{k} {:.0}%", 100.0 * *c as f64 / (*n).max(1) as f64)).collect::<Vec<_>>().join(", ")
+        );
+        for (snr, rec) in &m.noisy {
+            println!("in noise at {snr} dB SNR: recall {:.1}% ({} of {})", 100.0 * rec.recall, rec.caught, rec.clips);
+        }
+        println!("false alarms: {} in {:.2} h = {:.2} per hour", m.false_alarms, m.negative_hours, m.false_alarms_per_hour);
+        for n in &m.negatives {
+            println!(
+                "  {:<20} {:<15} {:>5} files {:>6.2} h {:>5} false alarms ({:.1}/h){}",
+                n.source,
+                format!("{:?}", n.kind),
+                n.files,
+                n.hours,
+                n.false_alarms,
+                n.false_alarms_per_hour,
+                if n.excused > 0 { format!(", {} detections of keywords the sentences say", n.excused) } else { String::new() }
+            );
+        }
+        if m.in_sentence.clips > 0 {
+            println!("keywords said inside held-out sentences detected: {:.1}% ({} of {})", 100.0 * m.in_sentence.recall, m.in_sentence.caught, m.in_sentence.clips);
+        }
+        for a in &m.recall_at {
+            match a.threshold {
+                Some(t) => println!(
+                    "recall at <= {} false alarms/h (global threshold {t}): clean {:.1}%{}",
+                    a.false_alarms_per_hour,
+                    100.0 * a.recall_clean,
+                    r.snr_db.iter().zip(&a.recall_noisy).map(|(s, v)| format!(", {s} dB {:.1}%", 100.0 * v)).collect::<String>()
+                ),
+                None => println!("recall at <= {} false alarms/h: no threshold reaches that rate", a.false_alarms_per_hour),
+            }
+        }
+        if m.mode == spikeword::network::Mode::Spiking {
+            print_energy(&m.energy);
+        }
+    }
+}

@@ -1,22 +1,30 @@
-//! Training: feature cache, spikes-forward/rate-backward gradients, dt annealing, Adam,
-//! checkpoints, export to the model file the inference engine loads.
+//! Training for streaming use: multi-second sequences composed from real and synthetic
+//! speech, noise and non-keyword audio ([`compose`]), per-frame targets and the streaming
+//! loss ([`loss`]), hard negatives mined from the training audio every few epochs
+//! ([`mine`]), spikes forward and the rate derivative backward ([`grad`]), dt annealed from
+//! the ReLU network to the target, checkpoints every epoch, and the model chosen by the
+//! streaming metric on the dev part.
 //!
 //! The forward pass is [`crate::network::forward_sequence`], the same definition the
-//! streaming engine is tested against; only the backward pass lives here ([`grad`]).
+//! streaming engine is tested against; only the backward pass lives here.
 
+pub mod compose;
+pub mod data;
 pub mod grad;
+pub mod loss;
+pub mod mine;
 
-use crate::augment::{augment, AugmentOptions, NoiseBank, CLIP, RATE};
-use crate::audio::load_resampled;
-use crate::dataset::{build_split, Clip, Source, LABELS, SILENCE, UNKNOWN};
-use crate::detect::DetectionConfig;
+use crate::corpus::{Corpus, Part};
+use crate::dataset::LABELS;
+use crate::detect::{is_keyword, DetectionConfig};
+use crate::eval::stream::{collect_traces, score, BenchmarkOptions};
 use crate::features::{FrontEnd, FrontEndConfig};
 use crate::model::{Model, ModelCard, FORMAT_VERSION};
 use crate::network::{forward_sequence, Architecture, LayerSpec, Mode, Weights};
-use anyhow::{bail, Context, Result};
 use crate::progress::bar as progress;
-use ndarray::Array2;
-use rand::seq::SliceRandom;
+use anyhow::{bail, Context, Result};
+use compose::{compose, ComposeConfig, Pool};
+use loss::{streaming_loss, LossWeights, SeqLabels};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -32,8 +40,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch: usize,
     pub lr: f32,
-    pub samples_per_epoch: usize,
+    /// Sequences composed afresh for every epoch.
+    pub sequences_per_epoch: usize,
     pub layers: Vec<LayerSpec>,
+    pub frontend: FrontEndConfig,
     /// Epochs run as the non-spiking (ReLU) network before spiking starts.
     pub dense_epochs: usize,
     /// dt at the first spiking epoch, decayed geometrically to `target_dt` over `anneal_epochs`.
@@ -43,31 +53,24 @@ pub struct TrainConfig {
     pub rate_reg: f32,
     /// Decoupled weight decay (AdamW), per step, relative to the learning rate.
     pub weight_decay: f32,
-    /// SpecAugment: masks per example of up to this many mel bands / frames, drawn afresh
-    /// every time an example is used.
+    /// SpecAugment: masks per sequence of up to this many mel bands / frames, drawn afresh
+    /// every time.
     pub freq_masks: usize,
     pub freq_mask_width: usize,
     pub time_masks: usize,
     pub time_mask_width: usize,
-    pub label_smoothing: f32,
-    /// How much more often `_unknown_` examples are drawn than each other class: real
-    /// non-keyword speech is far more varied than any keyword, and it is what false alarms
-    /// are made of.
-    pub unknown_weight: f32,
     pub smoothing_frames: usize,
-    /// Augmented versions per real Speech Commands clip.
-    pub versions_real: usize,
-    pub versions_synth: usize,
-    pub versions_other: usize,
-    /// Word onsets (a keyword cut mid-word, labelled `_unknown_`) per real / other keyword
-    /// clip: they teach the network not to fire before a word is complete.
-    pub onsets_real: usize,
-    pub onsets_other: usize,
-    pub max_digits: usize,
-    pub continuous_crops: usize,
-    pub silence_clips: usize,
-    /// Use at most this many training clips (tests and quick runs).
-    pub limit_clips: Option<usize>,
+    pub compose: ComposeConfig,
+    pub loss: LossWeights,
+    /// Mine hard negatives every this many epochs once spiking has started (0: never).
+    pub mine_every: usize,
+    pub mine_threshold: f32,
+    pub mine_fraction: f32,
+    pub max_hard_negatives: usize,
+    /// Measure the streaming metric on the dev part every this many epochs (and at the end).
+    pub eval_every: usize,
+    /// Use at most this many files per source (tests and quick runs).
+    pub limit_files: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -77,15 +80,16 @@ impl Default for TrainConfig {
             synth: Some(PathBuf::from("data/synth")),
             out: PathBuf::from("runs/kws12"),
             seed: 1,
-            epochs: 24,
-            batch: 64,
+            epochs: 30,
+            batch: 32,
             lr: 2e-3,
-            samples_per_epoch: 12_000,
+            sequences_per_epoch: 5000,
             layers: vec![
                 LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 256 },
                 LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 256 },
             ],
-            dense_epochs: 4,
+            frontend: FrontEndConfig::default(),
+            dense_epochs: 6,
             start_dt: 16.0,
             target_dt: 1.0,
             anneal_epochs: 12,
@@ -93,20 +97,17 @@ impl Default for TrainConfig {
             weight_decay: 0.01,
             freq_masks: 2,
             freq_mask_width: 7,
-            time_masks: 2,
-            time_mask_width: 12,
-            label_smoothing: 0.05,
-            unknown_weight: 3.0,
+            time_masks: 1,
+            time_mask_width: 10,
             smoothing_frames: 8,
-            versions_real: 8,
-            versions_synth: 1,
-            versions_other: 2,
-            onsets_real: 2,
-            onsets_other: 1,
-            max_digits: 800,
-            continuous_crops: 4000,
-            silence_clips: 1200,
-            limit_clips: None,
+            compose: ComposeConfig::default(),
+            loss: LossWeights::default(),
+            mine_every: 3,
+            mine_threshold: 0.5,
+            mine_fraction: 0.4,
+            max_hard_negatives: 4000,
+            eval_every: 2,
+            limit_files: None,
         }
     }
 }
@@ -120,192 +121,38 @@ impl TrainConfig {
         let k = (epoch - self.dense_epochs + 1).min(self.anneal_epochs.max(1)) as f32 / self.anneal_epochs.max(1) as f32;
         (Mode::Spiking, self.start_dt * (self.target_dt / self.start_dt).powf(k))
     }
+
+    /// Frames per training sequence.
+    pub fn frames(&self) -> usize {
+        (self.compose.seconds * self.frontend.sample_rate as f32 / self.frontend.hop_length as f32).round() as usize
+    }
 }
 
-/// Cached log-mel features of fixed-length examples.
-#[derive(Debug, Clone, Default)]
-pub struct FeatureSet {
-    pub frames: usize,
-    pub dim: usize,
+/// One composed training sequence, as features.
+pub struct Example {
     pub features: Vec<f32>,
-    pub labels: Vec<usize>,
+    pub labels: SeqLabels,
 }
 
-impl FeatureSet {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-    pub fn example(&self, i: usize) -> &[f32] {
-        let n = self.frames * self.dim;
-        &self.features[i * n..(i + 1) * n]
-    }
-    fn push(&mut self, f: &[f32], label: usize) {
-        self.features.extend_from_slice(f);
-        self.labels.push(label);
-    }
-}
-
-/// A job of the feature cache: one augmented version of one clip.
-struct Job<'a> {
-    clip: Option<&'a Clip>,
-    label: usize,
-    seed: u64,
-    augment: bool,
-    /// Use only the onset of the word, ending at the window's end (labelled `_unknown_`).
-    onset: bool,
-}
-
-/// Decodes, augments and computes features for every job, in parallel.
-fn featurise(jobs: &[Job], noise: &NoiseBank, fe_cfg: &FrontEndConfig, what: &str) -> Result<FeatureSet> {
-    let pb = progress(jobs.len() as u64, what);
-    let results: Vec<Option<(Vec<f32>, usize)>> = jobs
-        .par_iter()
-        .map_init(
-            || FrontEnd::new(fe_cfg.clone()).expect("default front end is valid"),
-            |fe, job| {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(job.seed);
-                let raw = match job.clip {
-                    Some(c) => match load_resampled(&c.path, RATE) {
-                        Ok(x) => x,
-                        Err(e) => {
-                            pb.println(format!("skipping {}: {e}", c.path.display()));
-                            pb.inc(1);
-                            return None;
-                        }
-                    },
-                    None => Vec::new(),
-                };
-                let raw = match job.clip {
-                    // Continuous speech: a random 1 s crop.
-                    Some(c) if c.source == Source::Continuous && raw.len() > CLIP => {
-                        let s = rng.gen_range(0..raw.len() - CLIP);
-                        raw[s..s + CLIP].to_vec()
-                    }
-                    _ => raw,
-                };
-                let raw = if job.onset { crate::augment::word_onset(&raw, &mut rng) } else { raw };
-                let opt = AugmentOptions {
-                    enabled: job.augment,
-                    max_shift_s: if job.onset { 0.05 } else { 0.1 },
-                    align_end: job.onset,
-                };
-                let y = augment(&raw, job.label == SILENCE, noise, &mut rng, opt);
-                fe.reset();
-                let f = fe.frames_of(&y);
-                pb.inc(1);
-                Some((f, job.label))
-            },
-        )
-        .collect();
-    pb.finish();
-    let mut set = FeatureSet { frames: CLIP / fe_cfg.hop_length, dim: fe_cfg.n_mels, ..Default::default() };
-    for (f, l) in results.into_iter().flatten() {
-        set.push(&f, l);
-    }
-    Ok(set)
-}
-
-fn load_noise(paths: &[PathBuf]) -> NoiseBank {
-    NoiseBank { files: paths.iter().filter_map(|p| load_resampled(p, RATE).ok()).collect() }
-}
-
-/// Builds (train, validation-real, validation-synthetic) feature sets.
-pub fn build_features(cfg: &TrainConfig) -> Result<(FeatureSet, FeatureSet, FeatureSet)> {
-    let split = build_split(&cfg.data, cfg.synth.as_deref())?;
-    if split.train.is_empty() {
-        bail!("no training clips found under {}", cfg.data.display());
-    }
-    let noise = load_noise(&split.noise);
-    let fe_cfg = FrontEndConfig::default();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let mut train = split.train.clone();
-    train.shuffle(&mut rng);
-    let digits: Vec<&Clip> = train.iter().filter(|c| c.source == Source::Digits).take(cfg.max_digits).collect();
-    let continuous: Vec<&Clip> = train.iter().filter(|c| c.source == Source::Continuous).collect();
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut seed = || rng.gen::<u64>();
-    let limit = cfg.limit_clips.unwrap_or(usize::MAX);
-    for c in train.iter().filter(|c| matches!(c.source, Source::Real | Source::RealV1 | Source::Synth)).take(limit) {
-        let n = match c.source {
-            Source::Real => cfg.versions_real,
-            Source::Synth => cfg.versions_synth,
-            _ => cfg.versions_other,
-        };
-        if c.label < UNKNOWN {
-            let onsets = if c.source == Source::Real { cfg.onsets_real } else { cfg.onsets_other };
-            for _ in 0..onsets {
-                jobs.push(Job { clip: Some(c), label: UNKNOWN, seed: seed(), augment: true, onset: true });
-            }
-        }
-        for _ in 0..n {
-            jobs.push(Job { clip: Some(c), label: c.label, seed: seed(), augment: true, onset: false });
-        }
-    }
-    for c in digits.iter().take(limit) {
-        jobs.push(Job { clip: Some(c), label: UNKNOWN, seed: seed(), augment: true, onset: false });
-    }
-    if !continuous.is_empty() {
-        for i in 0..cfg.continuous_crops.min(limit) {
-            jobs.push(Job { clip: Some(continuous[i % continuous.len()]), label: UNKNOWN, seed: seed(), augment: true, onset: false });
-        }
-    }
-    for _ in 0..cfg.silence_clips.min(limit) {
-        jobs.push(Job { clip: None, label: SILENCE, seed: seed(), augment: true, onset: false });
-    }
-    fn clean(clips: &[Clip], limit: usize) -> Vec<Job<'_>> {
-        clips.iter().take(limit).map(|c| Job { clip: Some(c), label: c.label, seed: 0, augment: false, onset: false }).collect()
-    }
-    let val_real_jobs = clean(&split.val_real, limit);
-    let val_synth_jobs = clean(&split.val_synth, limit);
-    let train = featurise(&jobs, &noise, &fe_cfg, "features: train")?;
-    let val_real = featurise(&val_real_jobs, &noise, &fe_cfg, "features: val real")?;
-    let val_synth = featurise(&val_synth_jobs, &noise, &fe_cfg, "features: val synth")?;
-    Ok((train, val_real, val_synth))
-}
-
-/// Class-balanced sample of example indices for one epoch (`_unknown_` weighted by
-/// `unknown_weight`).
-fn epoch_indices(set: &FeatureSet, n: usize, unknown_weight: f32, rng: &mut impl Rng) -> Vec<usize> {
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); LABELS.len()];
-    for (i, &l) in set.labels.iter().enumerate() {
-        by_class[l].push(i);
-    }
-    let weights: Vec<f32> =
-        by_class.iter().enumerate().map(|(c, v)| if v.is_empty() { 0.0 } else if c == UNKNOWN { unknown_weight } else { 1.0 }).collect();
-    let Ok(pick) = rand::distributions::WeightedIndex::new(&weights) else {
-        return Vec::new();
-    };
-    (0..n)
-        .map(|_| {
-            let members = &by_class[rand::distributions::Distribution::sample(&pick, rng)];
-            members[rng.gen_range(0..members.len())]
-        })
-        .collect()
-}
-
-/// Class index of the smoothed readout at the end of a clip.
-pub fn predict(logits: &Array2<f32>, window: usize) -> usize {
-    let (_, _, pred) = grad::smoothed_cross_entropy(logits, 0, window, 0.0);
-    pred
-}
-
-/// Accuracy and confusion matrix [true][predicted] of the clip classifier.
-pub fn evaluate(arch: &Architecture, w: &Weights, set: &FeatureSet, mode: Mode, window: usize) -> (f64, Vec<Vec<u32>>) {
-    let c = arch.classes;
-    let preds: Vec<usize> = (0..set.len())
+/// Composes and featurises one epoch's sequences (in parallel; deterministic per seed).
+pub fn make_examples(pool: &Pool, cfg: &TrainConfig, n: usize, seed: u64, what: &str) -> Vec<Example> {
+    let frames = cfg.frames();
+    let hop = cfg.frontend.hop_length;
+    let pb = progress(n as u64, what);
+    let out = (0..n)
         .into_par_iter()
-        .map(|i| predict(&forward_sequence(arch, w, set.example(i), mode, None).logits, window))
+        .map(|i| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let seq = compose(pool, &cfg.compose, frames, hop, &mut rng);
+            let mut fe = FrontEnd::with_warp(cfg.frontend.clone(), seq.warp).expect("training front end is valid");
+            let mut features = fe.frames_of(&seq.audio);
+            features.truncate(frames * cfg.frontend.n_mels);
+            pb.inc(1);
+            Example { features, labels: seq.labels }
+        })
         .collect();
-    let mut confusion = vec![vec![0u32; c]; c];
-    let mut correct = 0;
-    for (p, &l) in preds.iter().zip(&set.labels) {
-        confusion[l][*p] += 1;
-        correct += (*p == l) as usize;
-    }
-    (correct as f64 / set.len().max(1) as f64, confusion)
+    pb.finish_and_clear();
+    out
 }
 
 /// Masks random bands and frames with the band's mean (zero after normalisation).
@@ -366,21 +213,59 @@ fn scale_weights(a: &mut Weights, s: f32) {
     }
 }
 
-/// Per-feature mean and standard deviation over the training set.
-fn feature_stats(set: &FeatureSet) -> (Vec<f32>, Vec<f32>) {
-    let d = set.dim;
-    let mut sum = vec![0f64; d];
-    let mut sq = vec![0f64; d];
-    let rows = set.features.len() / d;
-    for r in set.features.chunks_exact(d) {
-        for i in 0..d {
-            sum[i] += r[i] as f64;
-            sq[i] += (r[i] as f64).powi(2);
+/// Per-feature mean and standard deviation over a set of examples.
+fn feature_stats(examples: &[Example], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut sum = vec![0f64; dim];
+    let mut sq = vec![0f64; dim];
+    let mut rows = 0usize;
+    for e in examples {
+        for r in e.features.chunks_exact(dim) {
+            rows += 1;
+            for i in 0..dim {
+                sum[i] += r[i] as f64;
+                sq[i] += (r[i] as f64).powi(2);
+            }
         }
     }
-    let mean: Vec<f32> = sum.iter().map(|s| (s / rows as f64) as f32).collect();
-    let std = sq.iter().zip(&mean).map(|(q, &m)| ((q / rows as f64 - (m as f64).powi(2)).max(1e-6)).sqrt() as f32).collect();
+    let rows = rows.max(1) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / rows) as f32).collect();
+    let std = sq.iter().zip(&mean).map(|(q, &m)| ((q / rows - (m as f64).powi(2)).max(1e-6)).sqrt() as f32).collect();
     (mean, std)
+}
+
+/// The streaming metric on the dev part (never trained on): recall of clean and noisy
+/// keyword clips at the lowest global threshold with at most 2 false alarms per hour on the
+/// dev negatives, and the clean recall at a threshold of 0.9.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DevMetrics {
+    pub recall_clean_at_2fa: f64,
+    pub recall_noisy_at_2fa: f64,
+    pub threshold_at_2fa: Option<f32>,
+    pub recall_clean_at_0_9: f64,
+    pub false_alarms_per_hour_at_0_9: f64,
+    pub negative_hours: f64,
+}
+
+impl DevMetrics {
+    /// What checkpoints are chosen by.
+    pub fn score(&self) -> f64 {
+        0.5 * (self.recall_clean_at_2fa + self.recall_noisy_at_2fa)
+    }
+}
+
+pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11 };
+    let traces = collect_traces(model, corpus, mode, &opt)?;
+    let r = score(model, traces, mode, &opt);
+    let at2 = r.recall_at.iter().find(|a| a.false_alarms_per_hour == 2.0);
+    Ok(DevMetrics {
+        recall_clean_at_2fa: at2.map_or(0.0, |a| a.recall_clean),
+        recall_noisy_at_2fa: at2.and_then(|a| a.recall_noisy.first().copied()).unwrap_or(0.0),
+        threshold_at_2fa: at2.and_then(|a| a.threshold),
+        recall_clean_at_0_9: r.clean.recall,
+        false_alarms_per_hour_at_0_9: r.false_alarms_per_hour,
+        negative_hours: r.negative_hours,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -389,10 +274,12 @@ pub struct EpochLog {
     pub mode: Mode,
     pub dt: f32,
     pub loss: f32,
-    pub train_accuracy: f64,
-    pub val_real_accuracy: f64,
-    pub val_real_accuracy_dense: f64,
-    pub val_synth_accuracy: f64,
+    /// Share of training keyword windows in which the keyword reached p > 0.5.
+    pub train_caught: f64,
+    /// Share of training sequences in which a keyword reached p > 0.5 outside any window.
+    pub train_false_fire: f64,
+    pub hard_negatives: usize,
+    pub dev: Option<DevMetrics>,
     pub seconds: f64,
 }
 
@@ -401,6 +288,7 @@ struct Checkpoint {
     next_epoch: usize,
     adam_t: i32,
     log: Vec<EpochLog>,
+    best_score: Option<f64>,
 }
 
 /// The model card of the current weights.
@@ -409,36 +297,47 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
         format_version: FORMAT_VERSION,
         name: "spikeword-kws12".into(),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
-        frontend: FrontEndConfig::default(),
-        architecture: Architecture { input_dim: FrontEndConfig::default().n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt },
+        frontend: cfg.frontend.clone(),
+        architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt },
         detection: DetectionConfig { smoothing_frames: cfg.smoothing_frames, ..Default::default() },
         provenance: serde_json::json!({ "train_config": cfg }),
         metrics,
     }
 }
 
-/// Trains (resuming from `cfg.out` when `resume`), returns the final model.
-pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, FeatureSet, FeatureSet)>) -> Result<Model> {
+/// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
+/// checkpoint by the dev streaming metric once dt has reached its target, else the last).
+/// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
+pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Model> {
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
-    let (train, val_real, val_synth) = match features {
-        Some(f) => f,
-        None => build_features(cfg)?,
+    let (mut pool, summary, corpus) = match pool {
+        Some(p) => (p, data::PoolSummary::default(), None),
+        None => {
+            let (p, s) = data::load_pool(&cfg.data, cfg.synth.as_deref(), cfg.limit_files)?;
+            eprintln!(
+                "training audio: {} real + {} synthetic keyword clips, {} keywords inside sentences, {} non-keyword words ({:.2} h), {} running-speech files ({:.2} h), {} noise recordings",
+                s.keyword_clips_real, s.keyword_clips_synthetic, s.keywords_in_sentences, s.words, s.hours_words, s.speech_files, s.hours_speech, s.noise_files
+            );
+            (p, s, Some(crate::corpus::load(&cfg.data)?))
+        }
     };
-    eprintln!(
-        "examples: {} train (augmented), {} validation real (held-out speakers), {} validation synthetic (held-out voices)",
-        train.len(),
-        val_real.len(),
-        val_synth.len()
-    );
+    if pool.keywords_real.is_empty() && pool.keywords_synth.is_empty() {
+        bail!("no keyword clips to train on");
+    }
+    let dim = cfg.frontend.n_mels;
     let mut arch = card(cfg, cfg.start_dt, serde_json::Value::Null).architecture;
     let mut w = Weights::random(&arch, cfg.seed);
-    (w.input_mean, w.input_std) = feature_stats(&train);
+    let first = make_examples(&pool, cfg, cfg.sequences_per_epoch.min(1000), cfg.seed ^ 0xFEA7, "features: statistics");
+    (w.input_mean, w.input_std) = feature_stats(&first, dim);
+    drop(first);
     let mut adam = Adam { m: Weights::zeros(&arch), v: Weights::zeros(&arch), t: 0 };
     let mut log: Vec<EpochLog> = Vec::new();
     let mut start = 0;
+    let mut best_score: Option<f64> = None;
     let ckpt_model = cfg.out.join("checkpoint.safetensors");
     let ckpt_state = cfg.out.join("checkpoint.json");
+    let best_path = cfg.out.join("best.safetensors");
     if resume && ckpt_state.is_file() {
         let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
         w = Model::load(&ckpt_model)?.weights;
@@ -447,42 +346,58 @@ pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, Feat
         adam.t = c.adam_t;
         start = c.next_epoch;
         log = c.log;
+        best_score = c.best_score;
         eprintln!("resuming at epoch {}", start + 1);
     }
-    let steps_per_epoch = cfg.samples_per_epoch.div_ceil(cfg.batch).max(1);
+    let is_kw: Vec<bool> = LABELS.iter().map(|l| is_keyword(l)).collect();
+    let frames = cfg.frames();
+    let impulse: Vec<Vec<f32>> = arch.layers.iter().map(|s| crate::lmu::impulse_response(s.order, s.theta as f64, frames)).collect();
+    let steps_per_epoch = cfg.sequences_per_epoch.div_ceil(cfg.batch).max(1);
     let total_steps = (steps_per_epoch * cfg.epochs) as f32;
     for epoch in start..cfg.epochs {
         let t0 = std::time::Instant::now();
         let (mode, dt) = cfg.schedule(epoch);
         arch.dt = dt;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15));
-        let idx = epoch_indices(&train, cfg.samples_per_epoch, cfg.unknown_weight, &mut rng);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if cfg.mine_every > 0 && epoch >= cfg.dense_epochs && (epoch - cfg.dense_epochs) % cfg.mine_every == 0 && (epoch > 0) {
+            let model = Model { card: card(cfg, dt, serde_json::Value::Null), weights: w.clone() };
+            let opt = mine::MineOptions { threshold: cfg.mine_threshold, fraction: cfg.mine_fraction, seconds: cfg.compose.seconds, after_s: 0.5, mode };
+            let found = mine::mine(&model, &pool, &opt, &mut rng);
+            eprintln!("mined {} hard negatives (p >= {} on {:.0}% of the training negatives)", found.len(), cfg.mine_threshold, 100.0 * cfg.mine_fraction);
+            pool.hard.extend(found);
+            let excess = pool.hard.len().saturating_sub(cfg.max_hard_negatives);
+            pool.hard.drain(..excess);
+        }
+        let examples = make_examples(&pool, cfg, cfg.sequences_per_epoch, rng.gen(), &format!("composing epoch {}", epoch + 1));
+        let mut idx: Vec<usize> = (0..examples.len()).collect();
+        rand::seq::SliceRandom::shuffle(&mut idx[..], &mut rng);
         let pb = progress(idx.len() as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let (mut windows, mut caught, mut false_fires) = (0usize, 0usize, 0usize);
         for (b, batch) in idx.chunks(cfg.batch).enumerate() {
             let seeds: Vec<u64> = batch.iter().map(|_| rng.gen()).collect();
-            let (g, loss, ok) = batch
+            let (g, loss, st) = batch
                 .par_iter()
                 .zip(seeds)
                 .fold(
-                    || (Weights::zeros(&arch), 0.0f64, 0usize),
-                    |(mut g, loss, ok), (&i, s)| {
+                    || (Weights::zeros(&arch), 0.0f64, (0usize, 0usize, 0usize)),
+                    |(mut g, loss, st), (&i, s)| {
                         let mut r = rand::rngs::StdRng::seed_from_u64(s);
                         let v0: Vec<Vec<f32>> = arch.layers.iter().map(|l| (0..l.units).map(|_| r.gen::<f32>()).collect()).collect();
-                        let mut x = train.example(i).to_vec();
-                        spec_augment(&mut x, train.dim, &w.input_mean, cfg, &mut r);
+                        let ex = &examples[i];
+                        let mut x = ex.features.clone();
+                        spec_augment(&mut x, dim, &w.input_mean, cfg, &mut r);
                         let trace = forward_sequence(&arch, &w, &x, mode, Some(&v0));
-                        let (l, dz, pred) = grad::smoothed_cross_entropy(&trace.logits, train.labels[i], cfg.smoothing_frames, cfg.label_smoothing);
-                        let impulse: Vec<Vec<f32>> = arch.layers.iter().map(|s| crate::lmu::impulse_response(s.order, s.theta as f64, trace.steps)).collect();
+                        let (l, dz, s) = streaming_loss(&trace.logits, &ex.labels, cfg.smoothing_frames, &is_kw, &cfg.loss);
                         grad::backward(&arch, &w, &trace, &dz, cfg.rate_reg, &impulse, &mut g);
-                        (g, loss + l as f64, ok + (pred == train.labels[i]) as usize)
+                        (g, loss + l as f64, (st.0 + s.windows, st.1 + s.caught, st.2 + s.false_fire as usize))
                     },
                 )
                 .reduce(
-                    || (Weights::zeros(&arch), 0.0, 0),
-                    |(mut a, la, oa), (b, lb, ob)| {
+                    || (Weights::zeros(&arch), 0.0, (0, 0, 0)),
+                    |(mut a, la, sa), (b, lb, sb)| {
                         add_weights(&mut a, &b);
-                        (a, la + lb, oa + ob)
+                        (a, la + lb, (sa.0 + sb.0, sa.1 + sb.1, sa.2 + sb.2))
                     },
                 );
             let mut g = g;
@@ -496,60 +411,87 @@ pub fn train(cfg: &TrainConfig, resume: bool, features: Option<(FeatureSet, Feat
             let lr = cfg.lr * 0.5 * (1.0 + (std::f32::consts::PI * step / total_steps).cos()).max(0.02);
             adam.step(&mut w, &g, lr, cfg.weight_decay);
             loss_sum += loss;
-            correct += ok;
             seen += batch.len();
-            pb.set_prefix(format!("loss {:.3} acc {:.3} dt {}", loss_sum / seen as f64, correct as f64 / seen as f64, if mode == Mode::Dense { "relu".into() } else { format!("{dt:.2}") }));
+            windows += st.0;
+            caught += st.1;
+            false_fires += st.2;
+            pb.set_prefix(format!(
+                "loss {:.3} caught {:.2} false-fire {:.2} dt {}",
+                loss_sum / seen as f64,
+                caught as f64 / windows.max(1) as f64,
+                false_fires as f64 / seen as f64,
+                if mode == Mode::Dense { "relu".into() } else { format!("{dt:.2}") }
+            ));
             pb.inc(batch.len() as u64);
         }
         pb.finish();
-        let (acc_real, _) = evaluate(&arch, &w, &val_real, mode, cfg.smoothing_frames);
-        let (acc_dense, _) = evaluate(&arch, &w, &val_real, Mode::Dense, cfg.smoothing_frames);
-        let (acc_synth, _) = evaluate(&arch, &w, &val_synth, mode, cfg.smoothing_frames);
+        drop(examples);
+        let last_epoch = epoch + 1 == cfg.epochs;
+        let annealed = epoch + 1 >= cfg.dense_epochs + cfg.anneal_epochs;
+        let model = Model { card: card(cfg, dt, serde_json::Value::Null), weights: w.clone() };
+        let dev = match &corpus {
+            Some(c) if cfg.eval_every > 0 && ((epoch + 1) % cfg.eval_every == 0 || last_epoch) => Some(dev_metrics(&model, c, mode, cfg.limit_files)?),
+            _ => None,
+        };
         let entry = EpochLog {
             epoch: epoch + 1,
             mode,
             dt,
             loss: (loss_sum / seen.max(1) as f64) as f32,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
-            val_real_accuracy: acc_real,
-            val_real_accuracy_dense: acc_dense,
-            val_synth_accuracy: acc_synth,
+            train_caught: caught as f64 / windows.max(1) as f64,
+            train_false_fire: false_fires as f64 / seen.max(1) as f64,
+            hard_negatives: pool.hard.len(),
+            dev: dev.clone(),
             seconds: t0.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "epoch {:>2}: {} loss {:.3} train acc {:.3} | held-out real speakers: {:.3} ({:.3} non-spiking) | held-out voices {:.3} | {:.0} s",
+            "epoch {:>2}: {} loss {:.3} caught {:.3} false-fire {:.3}{} | {:.0} s",
             entry.epoch,
             if mode == Mode::Dense { "relu     ".to_string() } else { format!("dt {dt:<6.2}") },
             entry.loss,
-            entry.train_accuracy,
-            acc_real,
-            acc_dense,
-            acc_synth,
+            entry.train_caught,
+            entry.train_false_fire,
+            match &dev {
+                Some(d) => format!(
+                    " | dev: recall {:.3} clean / {:.3} at 10 dB with <= 2 FA/h (threshold {:?}); at 0.9: recall {:.3}, {:.1} FA/h",
+                    d.recall_clean_at_2fa, d.recall_noisy_at_2fa, d.threshold_at_2fa, d.recall_clean_at_0_9, d.false_alarms_per_hour_at_0_9
+                ),
+                None => String::new(),
+            },
             entry.seconds
         );
         log.push(entry);
+        if let Some(d) = &dev {
+            if annealed && best_score.is_none_or(|b| d.score() > b) {
+                best_score = Some(d.score());
+                Model { card: card(cfg, dt, serde_json::json!({ "epochs": log, "chosen_epoch": epoch + 1 })), weights: w.clone() }.save(&best_path)?;
+                eprintln!("  best so far by the dev streaming metric (score {:.3})", d.score());
+            }
+        }
         let metrics = serde_json::json!({ "epochs": log });
-        Model { card: card(cfg, dt, metrics.clone()), weights: w.clone() }.save(&ckpt_model)?;
+        Model { card: card(cfg, dt, metrics), weights: w.clone() }.save(&ckpt_model)?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&cfg.out.join("adam_m.safetensors"))?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&cfg.out.join("adam_v.safetensors"))?;
-        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone() })?)?;
+        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score })?)?;
     }
     let (_, dt) = cfg.schedule(cfg.epochs.saturating_sub(1));
+    let (chosen, chosen_epoch) = if best_path.is_file() {
+        let m = Model::load(&best_path)?;
+        let e = m.card.metrics["chosen_epoch"].as_u64().unwrap_or(cfg.epochs as u64);
+        (m.weights, e as usize)
+    } else {
+        (w, cfg.epochs)
+    };
     arch.dt = dt;
-    let (acc, confusion) = evaluate(&arch, &w, &val_real, Mode::Spiking, cfg.smoothing_frames);
-    let (acc_dense, confusion_dense) = evaluate(&arch, &w, &val_real, Mode::Dense, cfg.smoothing_frames);
     let metrics = serde_json::json!({
-        "validation": "Speech Commands v0.02 test_a, held-out speakers (never trained on)",
-        "validation_clips": val_real.len(),
-        "accuracy_spiking": acc,
-        "accuracy_dense": acc_dense,
-        "confusion_spiking": confusion,
-        "confusion_dense": confusion_dense,
+        "selection": "best dev streaming score (mean of clean and 10 dB recall at <= 2 false alarms/h on the dev part) after dt reached its target",
+        "chosen_epoch": chosen_epoch,
+        "training_audio": summary,
         "epochs": log,
     });
-    let model = Model { card: card(cfg, dt, metrics), weights: w };
+    let model = Model { card: card(cfg, dt, metrics), weights: chosen };
     let out = cfg.out.join("model.safetensors");
     model.save(&out)?;
-    eprintln!("saved {} (held-out real speakers: {:.3} spiking, {:.3} non-spiking)", out.display(), acc, acc_dense);
+    eprintln!("saved {} (epoch {chosen_epoch})", out.display());
     Ok(model)
 }

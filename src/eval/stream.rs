@@ -1,0 +1,474 @@
+//! The streaming benchmark a keyword spotter is judged by, on one part of the corpus
+//! (`Test` for every reported figure, `Dev` for choosing thresholds and checkpoints):
+//! - recall on clean keyword clips, each streamed on its own with silence around it;
+//! - recall of the same clips in background noise at given SNRs;
+//! - false alarms per hour over every held-out negative recording, streamed source by
+//!   source as long recordings (continuous speech and isolated non-keyword words);
+//! - the detection-error trade-off of one global threshold, and recall at 0.5, 1 and 2
+//!   false alarms per hour.
+//!
+//! Everything runs through [`Pipeline`], the same path `listen` and the app use; per-frame
+//! traces of the most probable keyword let one pass serve every threshold.
+
+use super::{best_keyword, keyword_mask, padded, simulate_with, Trace};
+use crate::audio::load_resampled;
+use crate::augment::{active_span, rms};
+use crate::corpus::{noise_span, Corpus, NegativeKind, Part};
+use crate::detect::is_keyword;
+use crate::energy::{ActivityMeter, EnergyReport};
+use crate::model::Model;
+use crate::network::Mode;
+use crate::pipeline::Pipeline;
+use crate::progress::bar as progress_bar;
+use anyhow::{bail, Result};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A detection of a keyword this long after the end of its aligned segment inside a sentence
+/// still counts as hearing it (the detector fires after the word ends).
+pub const SEGMENT_GRACE_S: f32 = 1.0;
+
+pub struct BenchmarkOptions {
+    pub part: Part,
+    /// SNRs (dB) for the noisy-recall figures.
+    pub snr_db: Vec<f32>,
+    /// One threshold for every keyword instead of the model's.
+    pub threshold: Option<f32>,
+    /// Also run the non-spiking twin.
+    pub dense_twin: bool,
+    /// Use at most this many clips / files per source (quick runs and tests).
+    pub limit: Option<usize>,
+    pub seed: u64,
+}
+
+impl Default for BenchmarkOptions {
+    fn default() -> Self {
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7 }
+    }
+}
+
+/// One positive trial: its trace and where its keyword may be detected.
+#[derive(Debug, Clone)]
+pub struct PositiveTrace {
+    pub label: u16,
+    pub trace: Trace,
+    /// Frames in which a detection of `label` counts (clip start to stream end).
+    pub first: usize,
+    pub last: usize,
+}
+
+/// One negative stream: its trace, and for each frame the keyword that is really being said
+/// there (speechocean762 sentences that contain one), if any.
+#[derive(Debug, Clone)]
+pub struct NegativeTrace {
+    pub source: &'static str,
+    pub kind: NegativeKind,
+    pub files: usize,
+    pub seconds: f64,
+    pub trace: Trace,
+    pub excused: Vec<Option<u16>>,
+    /// (frame range, label) of the keywords said inside sentences, for in-sentence recall.
+    pub said: Vec<(usize, usize, u16)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recall {
+    pub clips: usize,
+    pub caught: usize,
+    pub recall: f64,
+    /// Detections of another keyword while the clip was playing.
+    pub wrong_keyword: usize,
+    /// keyword -> (clips, caught)
+    pub per_keyword: BTreeMap<String, (usize, usize)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NegativeResult {
+    pub source: String,
+    pub kind: NegativeKind,
+    pub files: usize,
+    pub hours: f64,
+    pub false_alarms: usize,
+    pub false_alarms_per_hour: f64,
+    /// Detections of a keyword the sentence really says, inside its aligned segment.
+    pub excused: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetPoint {
+    pub threshold: f32,
+    pub false_alarms_per_hour: f64,
+    pub recall_clean: f64,
+    /// In the order of `snr_db`.
+    pub recall_noisy: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallAt {
+    pub false_alarms_per_hour: f64,
+    /// The lowest global threshold meeting that rate, or None if none does.
+    pub threshold: Option<f32>,
+    pub recall_clean: f64,
+    pub recall_noisy: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeResult {
+    pub mode: Mode,
+    pub clean: Recall,
+    pub noisy: Vec<(f32, Recall)>,
+    pub negatives: Vec<NegativeResult>,
+    pub negative_hours: f64,
+    pub false_alarms: usize,
+    pub false_alarms_per_hour: f64,
+    /// Keywords said inside held-out sentences that were detected (extra figure).
+    pub in_sentence: Recall,
+    pub recall_at: Vec<RecallAt>,
+    pub det: Vec<DetPoint>,
+    pub energy: EnergyReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchmarkReport {
+    pub part: Part,
+    pub thresholds: BTreeMap<String, f32>,
+    pub snr_db: Vec<f32>,
+    pub positive_source: String,
+    pub results: Vec<ModeResult>,
+}
+
+/// Everything a mode's traces need to be scored at any thresholds.
+pub struct Traces {
+    pub clean: Vec<PositiveTrace>,
+    pub noisy: Vec<Vec<PositiveTrace>>,
+    pub negatives: Vec<NegativeTrace>,
+    pub energy: EnergyReport,
+}
+
+fn run_trace(p: &mut Pipeline, x: &[f32], is_kw: &[bool], mut each: impl FnMut(&crate::pipeline::FrameReport<'_>)) -> Trace {
+    let mut t = Vec::with_capacity(x.len() / 160 + 1);
+    p.push(x, |r| {
+        each(&r);
+        t.push(best_keyword(r.probs, is_kw));
+    });
+    t
+}
+
+/// Loads the test (or dev) audio once and streams it through the model in `mode`.
+pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &BenchmarkOptions) -> Result<Traces> {
+    let rate = model.card.frontend.sample_rate;
+    let hop = model.card.frontend.hop_length;
+    let is_kw = keyword_mask(model);
+    let limit = opt.limit.unwrap_or(usize::MAX);
+    let positives: Vec<(&std::path::Path, u16)> = corpus
+        .keywords_in(opt.part, Some("speech_commands_v2"))
+        .take(limit)
+        .map(|c| (c.path.as_path(), c.label as u16))
+        .collect();
+    if positives.is_empty() {
+        bail!("no keyword clips in the {:?} part", opt.part);
+    }
+    let noise: Vec<Vec<f32>> = corpus
+        .noise
+        .iter()
+        .filter_map(|f| load_resampled(f, rate).ok())
+        .map(|x| {
+            let (a, b) = noise_span(opt.part, x.len());
+            x[a..b].to_vec()
+        })
+        .filter(|x| !x.is_empty())
+        .collect();
+    if noise.is_empty() && !opt.snr_db.is_empty() {
+        bail!("no noise recordings to mix positives into");
+    }
+    let pb = progress_bar(positives.len() as u64, &format!("{mode:?}: keyword clips"));
+    let new_pipeline = || {
+        let mut p = Pipeline::new(model);
+        p.network.set_mode(mode);
+        if let Some(t) = opt.threshold {
+            p.detector.set_threshold(t);
+        }
+        p
+    };
+    // Positives: clean and at each SNR, one fresh stream per trial.
+    let per_clip: Vec<Result<(PositiveTrace, Vec<PositiveTrace>)>> = positives
+        .par_iter()
+        .enumerate()
+        .map_init(new_pipeline, |p, (i, &(path, label))| {
+            let clip = load_resampled(path, rate)?;
+            let (x, span) = padded(&clip, rate);
+            let (first, last) = (span.start / hop, x.len() / hop);
+            p.reset();
+            let clean = PositiveTrace { label, trace: run_trace(p, &x, &is_kw, |_| {}), first, last };
+            let (a, b) = active_span(&clip);
+            let speech_rms = rms(&clip[a..b.max(a + 1).min(clip.len())]);
+            let mut noisy = Vec::new();
+            for &snr in &opt.snr_db {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(opt.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ snr.to_bits() as u64);
+                let n = &noise[rng.gen_range(0..noise.len())];
+                let start = if n.len() > x.len() { rng.gen_range(0..n.len() - x.len()) } else { 0 };
+                let bed: Vec<f32> = (0..x.len()).map(|k| n[(start + k) % n.len()]).collect();
+                // SNR against the speech itself (its active span), not the padded clip.
+                let g = speech_rms / rms(&bed).max(1e-9) * 10f32.powf(-snr / 20.0);
+                let mut y: Vec<f32> = x.iter().zip(&bed).map(|(s, v)| s + g * v).collect();
+                let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                if peak > 0.99 {
+                    y.iter_mut().for_each(|v| *v *= 0.99 / peak);
+                }
+                p.reset();
+                noisy.push(PositiveTrace { label, trace: run_trace(p, &y, &is_kw, |_| {}), first, last });
+            }
+            pb.inc(1);
+            Ok((clean, noisy))
+        })
+        .collect();
+    pb.finish_and_clear();
+    let mut clean = Vec::new();
+    let mut noisy: Vec<Vec<PositiveTrace>> = vec![Vec::new(); opt.snr_db.len()];
+    for r in per_clip {
+        let (c, n) = r?;
+        clean.push(c);
+        for (k, t) in n.into_iter().enumerate() {
+            noisy[k].push(t);
+        }
+    }
+    // Negatives: each source one long stream, never reset; sentences carry their aligned
+    // keywords so that hearing them is not a false alarm.
+    struct NegFile<'a> {
+        path: &'a std::path::Path,
+        segments: Vec<(f32, f32, u16)>,
+    }
+    let mut sources: BTreeMap<(&'static str, NegativeKind), Vec<NegFile>> = BTreeMap::new();
+    for f in corpus.negatives.iter().filter(|f| f.part == opt.part) {
+        sources.entry((f.source, f.kind)).or_default().push(NegFile { path: &f.path, segments: Vec::new() });
+    }
+    for s in corpus.sentences.iter().filter(|s| s.part == opt.part) {
+        let segments = s.keywords.iter().map(|k| (k.start, k.end, k.label as u16)).collect();
+        sources.entry(("speechocean762", NegativeKind::Continuous)).or_default().push(NegFile { path: &s.path, segments });
+    }
+    let sources: Vec<((&'static str, NegativeKind), Vec<NegFile>)> =
+        sources.into_iter().map(|(k, mut v)| {
+            v.truncate(limit);
+            (k, v)
+        }).collect();
+    let total: usize = sources.iter().map(|(_, v)| v.len()).sum();
+    let pb = progress_bar(total as u64, &format!("{mode:?}: negatives"));
+    let fs = model.card.frontend.frame_seconds();
+    let negatives: Vec<Result<(NegativeTrace, ActivityMeter)>> = sources
+        .par_iter()
+        .map(|((source, kind), files)| {
+            let mut p = new_pipeline();
+            let mut meter = ActivityMeter::new(&p.network, fs);
+            let mut trace = Vec::new();
+            let mut excused = Vec::new();
+            let mut said = Vec::new();
+            let mut samples = 0usize;
+            let mut loaded = 0;
+            for f in files {
+                let x = match load_resampled(f.path, rate) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        pb.println(format!("skipping {}: {e}", f.path.display()));
+                        pb.inc(1);
+                        continue;
+                    }
+                };
+                let at = trace.len();
+                trace.extend(run_trace(&mut p, &x, &is_kw, |r| meter.record(r.network)));
+                excused.resize(trace.len(), None);
+                for &(s, e, l) in &f.segments {
+                    let a = at + (s as f64 / fs) as usize;
+                    let b = (at + ((e + SEGMENT_GRACE_S) as f64 / fs) as usize).min(trace.len());
+                    excused[a.min(b)..b].iter_mut().for_each(|v| *v = Some(l));
+                    said.push((a, b, l));
+                }
+                samples += x.len();
+                loaded += 1;
+                pb.inc(1);
+            }
+            Ok((NegativeTrace { source, kind: *kind, files: loaded, seconds: samples as f64 / rate as f64, trace, excused, said }, meter))
+        })
+        .collect();
+    pb.finish_and_clear();
+    let mut out = Vec::new();
+    let mut meter: Option<ActivityMeter> = None;
+    for r in negatives {
+        let (t, m) = r?;
+        out.push(t);
+        match &mut meter {
+            Some(a) => a.merge(&m),
+            None => meter = Some(m),
+        }
+    }
+    let energy = match meter {
+        Some(m) => m.report(),
+        None => ActivityMeter::new(&Pipeline::new(model).network, fs).report(),
+    };
+    Ok(Traces { clean, noisy, negatives: out, energy })
+}
+
+/// Scores traces at per-keyword thresholds (`th(class)`).
+pub struct Scorer<'a> {
+    pub labels: &'a [String],
+    pub refractory: usize,
+}
+
+impl Scorer<'_> {
+    pub fn recall(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Recall {
+        let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let (mut caught, mut wrong) = (0, 0);
+        for t in trials {
+            let ev = simulate_with(&t.trace, th, self.refractory);
+            let inside: Vec<&(usize, u16)> = ev.iter().filter(|(f, _)| *f >= t.first && *f <= t.last).collect();
+            let hit = inside.iter().any(|(_, c)| *c == t.label);
+            wrong += inside.iter().filter(|(_, c)| *c != t.label).count();
+            caught += hit as usize;
+            let e = per.entry(self.labels[t.label as usize].clone()).or_default();
+            e.0 += 1;
+            e.1 += hit as usize;
+        }
+        Recall { clips: trials.len(), caught, recall: caught as f64 / trials.len().max(1) as f64, wrong_keyword: wrong, per_keyword: per }
+    }
+
+    /// (false alarms, excused detections) of one negative stream.
+    pub fn false_alarms(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32) -> (usize, usize) {
+        let ev = simulate_with(&n.trace, th, self.refractory);
+        let excused = ev.iter().filter(|(f, c)| n.excused[*f] == Some(*c)).count();
+        (ev.len() - excused, excused)
+    }
+
+    pub fn in_sentence(&self, negs: &[NegativeTrace], th: &impl Fn(u16) -> f32) -> Recall {
+        let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let mut caught = 0;
+        let mut n = 0;
+        for neg in negs {
+            let ev = simulate_with(&neg.trace, th, self.refractory);
+            for &(a, b, l) in &neg.said {
+                let hit = ev.iter().any(|&(f, c)| f >= a && f < b && c == l);
+                caught += hit as usize;
+                n += 1;
+                let e = per.entry(self.labels[l as usize].clone()).or_default();
+                e.0 += 1;
+                e.1 += hit as usize;
+            }
+        }
+        Recall { clips: n, caught, recall: caught as f64 / n.max(1) as f64, wrong_keyword: 0, per_keyword: per }
+    }
+
+    /// Total false alarms per hour over all negatives.
+    pub fn fa_per_hour(&self, negs: &[NegativeTrace], th: &impl Fn(u16) -> f32) -> (usize, f64) {
+        let fa: usize = negs.iter().map(|n| self.false_alarms(n, th).0).sum();
+        let hours: f64 = negs.iter().map(|n| n.seconds).sum::<f64>() / 3600.0;
+        (fa, fa as f64 / hours.max(1e-9))
+    }
+}
+
+/// Thresholds of the DET sweep: coarse in the middle, fine near 1 where a confident
+/// detector operates.
+pub fn det_grid() -> Vec<f32> {
+    let mut g: Vec<f32> = (5..95).map(|k| k as f32 / 100.0).collect();
+    g.extend((950..999).map(|k| k as f32 / 1000.0));
+    g.extend((9990..10000).map(|k| k as f32 / 10000.0));
+    g
+}
+
+/// Scores one mode's traces at the model's thresholds and over the global-threshold sweep.
+pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) -> ModeResult {
+    let labels = &model.card.labels;
+    let fs = model.card.frontend.frame_seconds();
+    let refractory = (model.card.detection.refractory_s as f64 / fs).round() as usize;
+    let sc = Scorer { labels, refractory };
+    let det_cfg = &model.card.detection;
+    let shipped: Vec<f32> = labels
+        .iter()
+        .map(|l| match opt.threshold {
+            Some(t) => t,
+            None if is_keyword(l) => det_cfg.threshold_for(l),
+            None => f32::INFINITY,
+        })
+        .collect();
+    let th = |c: u16| shipped[c as usize];
+    let clean = sc.recall(&traces.clean, &th);
+    let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
+    let mut negatives = Vec::new();
+    for n in &traces.negatives {
+        let (fa, excused) = sc.false_alarms(n, &th);
+        let hours = n.seconds / 3600.0;
+        negatives.push(NegativeResult {
+            source: n.source.to_string(),
+            kind: n.kind,
+            files: n.files,
+            hours,
+            false_alarms: fa,
+            false_alarms_per_hour: fa as f64 / hours.max(1e-9),
+            excused,
+        });
+    }
+    let negative_hours: f64 = negatives.iter().map(|n| n.hours).sum();
+    let false_alarms: usize = negatives.iter().map(|n| n.false_alarms).sum();
+    let in_sentence = sc.in_sentence(&traces.negatives, &th);
+    let det: Vec<DetPoint> = det_grid()
+        .into_par_iter()
+        .map(|t| {
+            let g = |_: u16| t;
+            DetPoint {
+                threshold: t,
+                false_alarms_per_hour: sc.fa_per_hour(&traces.negatives, &g).1,
+                recall_clean: sc.recall(&traces.clean, &g).recall,
+                recall_noisy: traces.noisy.iter().map(|n| sc.recall(n, &g).recall).collect(),
+            }
+        })
+        .collect();
+    let recall_at = [0.5, 1.0, 2.0]
+        .into_iter()
+        .map(|target| {
+            // The lowest threshold that meets the rate (recall only falls as it rises).
+            match det.iter().find(|d| d.false_alarms_per_hour <= target) {
+                Some(d) => RecallAt { false_alarms_per_hour: target, threshold: Some(d.threshold), recall_clean: d.recall_clean, recall_noisy: d.recall_noisy.clone() },
+                None => RecallAt { false_alarms_per_hour: target, threshold: None, recall_clean: 0.0, recall_noisy: vec![0.0; opt.snr_db.len()] },
+            }
+        })
+        .collect();
+    ModeResult {
+        mode,
+        clean,
+        noisy,
+        negatives,
+        negative_hours,
+        false_alarms,
+        false_alarms_per_hour: false_alarms as f64 / negative_hours.max(1e-9),
+        in_sentence,
+        recall_at,
+        det,
+        energy: traces.energy,
+    }
+}
+
+/// The whole benchmark: the spiking network, and its twin when asked.
+pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Result<BenchmarkReport> {
+    let mut modes = vec![Mode::Spiking];
+    if opt.dense_twin {
+        modes.push(Mode::Dense);
+    }
+    let mut results = Vec::new();
+    for mode in modes {
+        let traces = collect_traces(model, corpus, mode, opt)?;
+        results.push(score(model, traces, mode, opt));
+    }
+    let thresholds = model
+        .card
+        .labels
+        .iter()
+        .filter(|l| is_keyword(l))
+        .map(|l| (l.clone(), opt.threshold.unwrap_or_else(|| model.card.detection.threshold_for(l))))
+        .collect();
+    Ok(BenchmarkReport {
+        part: opt.part,
+        thresholds,
+        snr_db: opt.snr_db.clone(),
+        positive_source: "speech_commands_v2 keyword clips".into(),
+        results,
+    })
+}

@@ -1,0 +1,93 @@
+//! Hard-negative mining: stream the training negatives through the current model, as the
+//! detector would hear them, and keep the few seconds before every place it fired.
+
+use super::compose::{HardNegative, Pool, Utterance};
+use crate::detect::is_keyword;
+use crate::model::Model;
+use crate::network::Mode;
+use crate::pipeline::Pipeline;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rayon::prelude::*;
+
+pub struct MineOptions {
+    /// Probability at which a keyword counts as fired.
+    pub threshold: f32,
+    /// Share of the negative utterances streamed each time.
+    pub fraction: f32,
+    /// Seconds kept per hit (ending `after_s` after the frame that fired).
+    pub seconds: f32,
+    pub after_s: f32,
+    pub mode: Mode,
+}
+
+/// Streams a random share of the pool's words and running speech (concatenated in chunks of
+/// about a minute, state carried through) and returns a window around every firing.
+pub fn mine(model: &Model, pool: &Pool, opt: &MineOptions, rng: &mut impl Rng) -> Vec<HardNegative> {
+    let hop = model.card.frontend.hop_length;
+    let rate = model.card.frontend.sample_rate as usize;
+    let mut order: Vec<&Utterance> = pool.words.iter().chain(&pool.speech).filter(|_| rng.gen::<f32>() < opt.fraction).collect();
+    order.shuffle(rng);
+    // Chunks of about 60 s, so both cores work.
+    let mut chunks: Vec<Vec<&Utterance>> = Vec::new();
+    let mut len = usize::MAX;
+    for u in order {
+        if len > 60 * rate {
+            chunks.push(Vec::new());
+            len = 0;
+        }
+        len += u.audio.len();
+        if let Some(c) = chunks.last_mut() {
+            c.push(u);
+        }
+    }
+    let is_kw: Vec<bool> = model.card.labels.iter().map(|l| is_keyword(l)).collect();
+    let refractory = (model.card.detection.refractory_s * rate as f32) as usize / hop;
+    let keep = (opt.seconds * rate as f32) as usize;
+    let after = (opt.after_s * rate as f32) as usize;
+    chunks
+        .par_iter()
+        .map(|chunk| {
+            let mut audio = Vec::new();
+            let mut excused: Vec<(usize, usize)> = Vec::new();
+            for u in chunk {
+                for k in &u.said {
+                    // The keyword itself and the detector's usual delay after it.
+                    excused.push((audio.len() + k.start, audio.len() + k.end + rate));
+                }
+                audio.extend_from_slice(&u.audio);
+            }
+            let mut p = Pipeline::new(model);
+            p.network.set_mode(opt.mode);
+            let mut hits = Vec::new();
+            let mut quiet_until = 0usize;
+            p.push(&audio, |r| {
+                let f = r.index as usize;
+                if f < quiet_until {
+                    return;
+                }
+                let fired = r.probs.iter().zip(&is_kw).any(|(&q, &k)| k && q >= opt.threshold);
+                let s = (f + 1) * hop;
+                if fired && !excused.iter().any(|&(a, b)| s >= a && s <= b) {
+                    hits.push(s);
+                    quiet_until = f + refractory;
+                }
+            });
+            hits.into_iter()
+                .map(|s| {
+                    let end = (s + after).min(audio.len());
+                    let start = end.saturating_sub(keep);
+                    let frames = (end - start) / hop;
+                    let ignore = (0..frames)
+                        .map(|f| {
+                            let at = start + (f + 1) * hop;
+                            excused.iter().any(|&(a, b)| at >= a && at <= b)
+                        })
+                        .collect();
+                    HardNegative { audio: audio[start..end].to_vec(), ignore }
+                })
+                .collect::<Vec<_>>()
+        })
+        .flatten()
+        .collect()
+}

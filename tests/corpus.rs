@@ -1,0 +1,91 @@
+//! The corpus split (train / dev / test by speaker or file) and the streaming benchmark on a
+//! small data folder laid out like `../shared/data`, built from the real clips in `assets/`.
+
+mod common;
+
+use common::{asset, small_model};
+use spikeword::corpus::{self, part_of, NegativeKind, Part};
+use spikeword::eval::stream::{benchmark, BenchmarkOptions};
+use std::path::Path;
+
+/// Speaker ids that fall in the wanted part.
+fn speakers(part: Part, n: usize) -> Vec<String> {
+    (0u64..).map(|i| format!("{:08x}", i.wrapping_mul(2654435761) % 0xffff_ffff)).filter(|s| part_of(s) == part).take(n).collect()
+}
+
+fn copy(from: &str, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(asset(from), to).unwrap();
+}
+
+fn data_folder(root: &Path) {
+    let sc = root.join("speech_commands_v2_test_a");
+    for part in [Part::Train, Part::Dev, Part::Test] {
+        for s in speakers(part, 2) {
+            copy("yes_0cb74144.flac", &sc.join("yes").join(format!("{s}_nohash_0.flac")));
+            copy("stop_0fa1e7a9.flac", &sc.join("stop").join(format!("{s}_nohash_0.flac")));
+            copy("unknown_backward_0cb74144.flac", &sc.join("_unknown_").join(format!("backward_{s}_nohash_0.flac")));
+        }
+    }
+    for i in 0..6 {
+        copy("go_0487ba9b.flac", &root.join("wake_words_a").join("jarvis").join(format!("clip{i}.flac")));
+    }
+    copy("noise_pink_3s.flac", &root.join("noise").join("pink.flac"));
+}
+
+#[test]
+fn every_source_is_split_three_ways_and_the_parts_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    let c = corpus::load(dir.path()).unwrap();
+    assert_eq!(c.keywords.len(), 12);
+    for part in [Part::Train, Part::Dev, Part::Test] {
+        assert_eq!(c.keywords_in(part, None).count(), 4, "{part:?}");
+    }
+    // A speaker is in exactly one part, whatever the word.
+    for k in &c.keywords {
+        assert_eq!(k.part, part_of(&k.speaker));
+    }
+    // Speech Commands' test part is the same 35% of speakers it always was.
+    for k in c.keywords_in(Part::Test, None) {
+        assert!(spikeword::dataset::is_held_out_speaker(&k.speaker));
+    }
+    assert_eq!(c.unknown.len(), 6);
+    let words = c.negatives.iter().filter(|n| n.kind == NegativeKind::IsolatedWords).count();
+    assert_eq!(words, 6 + 6, "Speech Commands' other words and the wake words are isolated-word negatives");
+    assert_eq!(c.noise.len(), 1);
+    // Noise is split in time, and the three spans tile the recording.
+    let (a, b) = corpus::noise_span(Part::Train, 1000);
+    let (c2, d) = corpus::noise_span(Part::Dev, 1000);
+    let (e, f) = corpus::noise_span(Part::Test, 1000);
+    assert_eq!((a, b, c2, d, e, f), (0, 700, 700, 800, 800, 1000));
+}
+
+#[test]
+fn the_streaming_benchmark_counts_every_trial_and_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    let c = corpus::load(dir.path()).unwrap();
+    let model = small_model(5);
+    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![10.0], threshold: Some(0.5), dense_twin: true, limit: None, seed: 1 };
+    let r = benchmark(&model, &c, &opt).unwrap();
+    assert_eq!(r.results.len(), 2, "spiking and its twin");
+    let negative_files = c.negatives.iter().filter(|n| n.part == Part::Test).count();
+    let seconds: f64 = c
+        .negatives
+        .iter()
+        .filter(|n| n.part == Part::Test)
+        .map(|n| spikeword::audio::load_resampled(&n.path, 16_000).unwrap().len() as f64 / 16_000.0)
+        .sum();
+    for m in &r.results {
+        assert_eq!(m.clean.clips, 4);
+        assert_eq!(m.noisy[0].1.clips, 4);
+        assert_eq!(m.negatives.iter().map(|n| n.files).sum::<usize>(), negative_files);
+        assert!((m.negative_hours * 3600.0 - seconds).abs() < 0.05, "{} h vs {seconds} s", m.negative_hours);
+        assert_eq!(m.false_alarms, m.negatives.iter().map(|n| n.false_alarms).sum::<usize>());
+        // The sweep at the benchmark's own threshold gives the same figures.
+        let at = m.det.iter().find(|d| (d.threshold - 0.5).abs() < 1e-6).unwrap();
+        assert!((at.recall_clean - m.clean.recall).abs() < 1e-9);
+        assert!((at.false_alarms_per_hour - m.false_alarms_per_hour).abs() < 1e-6);
+    }
+}
