@@ -1,8 +1,9 @@
 //! Activity and energy accounting (METHOD.md section 4), accumulated frame by frame from a
-//! running network: spikes per frame per layer, active fraction, bits per activity,
-//! significant bits per weight multiply, synaptic operations against dense MACs.
+//! running network: spikes and memory (delta) events per frame per layer, active fraction,
+//! bits per activity, significant bits per weight multiply, and the arithmetic of each group
+//! of connections (additions and multiplies) against the dense twin's multiply-accumulates.
 
-use crate::network::Network;
+use crate::network::{Mode, Network, OpCount};
 use serde::Serialize;
 
 /// pJ per 32-bit multiply-accumulate and per 32-bit add (45 nm; Horowitz 2014), the
@@ -17,16 +18,16 @@ pub struct ActivityMeter {
     spikes: Vec<f64>,
     active: Vec<u64>,
     units: Vec<usize>,
-    /// Fan-out width of each layer's output: the next layer's (memory_d + units), or the classes.
-    fan_out: Vec<usize>,
+    memory_events: Vec<u64>,
+    memory_states: Vec<usize>,
+    input_events: u64,
     max_count: Vec<Vec<f32>>,
     sig_bits_sum: f64,
     nonzero_events: u64,
-    /// Weight rows added for single spikes (pure additions) and for counts > 1 (multiplies).
-    add_ops: u64,
-    mul_ops: u64,
-    event_dense_macs: u64,
-    fixed_macs: u64,
+    input: OpCount,
+    memory_update: OpCount,
+    memory_read: OpCount,
+    spike_fed: OpCount,
 }
 
 /// Number of significant bits of a positive integer count: highest set bit - lowest set
@@ -44,41 +45,78 @@ pub fn bits_from_max_counts(max: &[f32]) -> f64 {
     max.iter().map(|&m| (1.0 + m.max(0.0) as f64).log2()).sum::<f64>() / max.len().max(1) as f64
 }
 
+/// Additions, multiplies and the dense twin's multiply-accumulates, per frame.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct OpsPerFrame {
+    pub adds: f64,
+    pub multiplies: f64,
+    pub dense_macs: f64,
+    /// (adds + multiplies) / dense_macs.
+    pub ops_over_dense: f64,
+}
+
+impl OpsPerFrame {
+    fn of(c: &OpCount, frames: f64) -> Self {
+        Self {
+            adds: c.adds as f64 / frames,
+            multiplies: c.macs as f64 / frames,
+            dense_macs: c.dense_macs as f64 / frames,
+            ops_over_dense: c.ops() as f64 / (c.dense_macs as f64).max(1.0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EnergyReport {
     pub frames: u64,
     pub audio_seconds: f64,
     pub spikes_per_frame: Vec<f64>,
     pub active_fraction: Vec<f64>,
+    /// Memory read-out events (states whose delta level changed) per frame, per layer, and
+    /// as a share of the layer's memory states.
+    pub memory_events_per_frame: Vec<f64>,
+    pub memory_event_fraction: Vec<f64>,
+    /// Layer-0 input events (features whose delta level changed) per frame.
+    pub input_events_per_frame: f64,
     pub bits_per_activity: f64,
     pub significant_bits_per_multiply: f64,
+    /// The spike-driven connections: synaptic operations against the dense MACs of the
+    /// same connections.
     pub synaptic_ops_per_second: f64,
     pub dense_macs_per_second: f64,
     pub synaptic_ops_over_dense_macs: f64,
-    /// MACs per second that are dense in both versions (features in, memory to hidden, memory update).
-    pub fixed_macs_per_second: f64,
+    /// Per frame, by group of connections, and the whole network.
+    pub ops_input: OpsPerFrame,
+    pub ops_memory_update: OpsPerFrame,
+    pub ops_memory_read: OpsPerFrame,
+    pub ops_spike_fed: OpsPerFrame,
+    pub ops_total: OpsPerFrame,
     pub pj_per_mac: f64,
     pub pj_per_add: f64,
     /// Energy of the spike-driven connections per second of audio (uJ), spiking vs dense.
     pub event_energy_uj_per_second: f64,
     pub event_energy_dense_uj_per_second: f64,
-    /// Whole network, fixed part included (uJ per second of audio).
+    /// Whole network (uJ per second of audio), this mode vs the dense twin.
     pub total_energy_uj_per_second: f64,
     pub total_energy_dense_uj_per_second: f64,
+}
+
+fn energy_pj(c: &OpCount) -> f64 {
+    c.adds as f64 * PJ_PER_ADD + c.macs as f64 * PJ_PER_MAC
 }
 
 impl ActivityMeter {
     pub fn new(net: &Network, seconds_per_frame: f64) -> Self {
         let a = net.architecture();
         let n = a.layers.len();
-        let fan_out = (0..n).map(|l| if l + 1 < n { a.layers[l + 1].memory_d + a.layers[l + 1].units } else { a.classes }).collect();
         Self {
             seconds_per_frame,
             spikes: vec![0.0; n],
             active: vec![0; n],
+            memory_events: vec![0; n],
+            memory_states: a.layers.iter().map(|l| l.memory_d * l.order).collect(),
             units: a.layers.iter().map(|l| l.units).collect(),
             max_count: a.layers.iter().map(|l| vec![0.0; l.units]).collect(),
-            fan_out,
             ..Default::default()
         }
     }
@@ -87,30 +125,27 @@ impl ActivityMeter {
     pub fn record(&mut self, net: &Network) {
         self.frames += 1;
         let st = net.stats();
-        self.event_dense_macs += st.event_dense_macs;
-        self.fixed_macs += st.fixed_macs;
-        if net.mode() == crate::network::Mode::Dense {
-            // Rates are real numbers: every connection is a multiply-accumulate.
-            self.mul_ops += st.event_dense_macs;
+        self.input.add(&st.input);
+        self.memory_update.add(&st.memory_update);
+        self.memory_read.add(&st.memory_read);
+        self.spike_fed.add(&st.spike_fed);
+        self.input_events += st.input_events as u64;
+        for (a, &b) in self.memory_events.iter_mut().zip(&st.memory_events) {
+            *a += b as u64;
+        }
+        if net.mode() == Mode::Dense {
             return;
         }
         for l in 0..self.units.len() {
-            let out = net.layer_output(l);
             self.spikes[l] += st.spikes[l] as f64;
             self.active[l] += st.active[l] as u64;
-            for (m, &n) in self.max_count[l].iter_mut().zip(out) {
+            for (m, &n) in self.max_count[l].iter_mut().zip(net.layer_output(l)) {
                 if n > *m {
                     *m = n;
                 }
                 if n != 0.0 {
-                    let c = n as u32;
                     self.nonzero_events += 1;
-                    self.sig_bits_sum += significant_bits(c.max(1)) as f64;
-                    if c == 1 {
-                        self.add_ops += self.fan_out[l] as u64;
-                    } else {
-                        self.mul_ops += self.fan_out[l] as u64;
-                    }
+                    self.sig_bits_sum += significant_bits((n as u32).max(1)) as f64;
                 }
             }
         }
@@ -125,42 +160,59 @@ impl ActivityMeter {
         for (a, b) in self.active.iter_mut().zip(&o.active) {
             *a += b;
         }
+        for (a, b) in self.memory_events.iter_mut().zip(&o.memory_events) {
+            *a += b;
+        }
+        self.input_events += o.input_events;
         for (a, b) in self.max_count.iter_mut().flatten().zip(o.max_count.iter().flatten()) {
             *a = a.max(*b);
         }
         self.sig_bits_sum += o.sig_bits_sum;
         self.nonzero_events += o.nonzero_events;
-        self.add_ops += o.add_ops;
-        self.mul_ops += o.mul_ops;
-        self.event_dense_macs += o.event_dense_macs;
-        self.fixed_macs += o.fixed_macs;
+        self.input.add(&o.input);
+        self.memory_update.add(&o.memory_update);
+        self.memory_read.add(&o.memory_read);
+        self.spike_fed.add(&o.spike_fed);
     }
 
     pub fn report(&self) -> EnergyReport {
         let f = self.frames.max(1) as f64;
         let secs = f * self.seconds_per_frame;
-        let ops = (self.add_ops + self.mul_ops) as f64;
-        let event_e = self.add_ops as f64 * PJ_PER_ADD + self.mul_ops as f64 * PJ_PER_MAC;
-        let dense_e = self.event_dense_macs as f64 * PJ_PER_MAC;
-        let fixed_e = self.fixed_macs as f64 * PJ_PER_MAC;
+        let mut total = self.input;
+        total.add(&self.memory_update);
+        total.add(&self.memory_read);
+        total.add(&self.spike_fed);
         let max: Vec<f32> = self.max_count.iter().flatten().copied().collect();
+        let sf = &self.spike_fed;
         EnergyReport {
             frames: self.frames,
             audio_seconds: secs,
             spikes_per_frame: self.spikes.iter().map(|s| s / f).collect(),
             active_fraction: self.active.iter().zip(&self.units).map(|(&a, &u)| a as f64 / (f * u as f64)).collect(),
+            memory_events_per_frame: self.memory_events.iter().map(|&e| e as f64 / f).collect(),
+            memory_event_fraction: self
+                .memory_events
+                .iter()
+                .zip(&self.memory_states)
+                .map(|(&e, &n)| e as f64 / (f * n.max(1) as f64))
+                .collect(),
+            input_events_per_frame: self.input_events as f64 / f,
             bits_per_activity: bits_from_max_counts(&max),
             significant_bits_per_multiply: self.sig_bits_sum / self.nonzero_events.max(1) as f64,
-            synaptic_ops_per_second: ops / secs,
-            dense_macs_per_second: self.event_dense_macs as f64 / secs,
-            synaptic_ops_over_dense_macs: ops / (self.event_dense_macs as f64).max(1.0),
-            fixed_macs_per_second: self.fixed_macs as f64 / secs,
+            synaptic_ops_per_second: sf.ops() as f64 / secs,
+            dense_macs_per_second: sf.dense_macs as f64 / secs,
+            synaptic_ops_over_dense_macs: sf.ops() as f64 / (sf.dense_macs as f64).max(1.0),
+            ops_input: OpsPerFrame::of(&self.input, f),
+            ops_memory_update: OpsPerFrame::of(&self.memory_update, f),
+            ops_memory_read: OpsPerFrame::of(&self.memory_read, f),
+            ops_spike_fed: OpsPerFrame::of(sf, f),
+            ops_total: OpsPerFrame::of(&total, f),
             pj_per_mac: PJ_PER_MAC,
             pj_per_add: PJ_PER_ADD,
-            event_energy_uj_per_second: event_e / secs / 1e6,
-            event_energy_dense_uj_per_second: dense_e / secs / 1e6,
-            total_energy_uj_per_second: (event_e + fixed_e) / secs / 1e6,
-            total_energy_dense_uj_per_second: (dense_e + fixed_e) / secs / 1e6,
+            event_energy_uj_per_second: energy_pj(sf) / secs / 1e6,
+            event_energy_dense_uj_per_second: sf.dense_macs as f64 * PJ_PER_MAC / secs / 1e6,
+            total_energy_uj_per_second: energy_pj(&total) / secs / 1e6,
+            total_energy_dense_uj_per_second: total.dense_macs as f64 * PJ_PER_MAC / secs / 1e6,
         }
     }
 }

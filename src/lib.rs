@@ -14,6 +14,7 @@ pub mod detect;
 pub mod energy;
 pub mod eval;
 pub mod features;
+pub mod kernels;
 pub mod lmu;
 pub mod model;
 pub mod network;

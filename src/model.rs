@@ -91,6 +91,16 @@ fn absurd(what: &str, value: impl ToString, allowed: &str) -> ModelError {
     ModelError::AbsurdDimension { what: what.into(), value: value.to_string(), allowed: allowed.into() }
 }
 
+/// A delta-coding step is 0 (off) or in [MIN_DELTA, MAX_DELTA].
+fn check_delta(what: &str, d: f32) -> Result<(), ModelError> {
+    use crate::network::{MAX_DELTA, MIN_DELTA};
+    if d == 0.0 || (d.is_finite() && (MIN_DELTA..=MAX_DELTA).contains(&d)) {
+        Ok(())
+    } else {
+        Err(absurd(what, d, &format!("0 (off) or {MIN_DELTA}..={MAX_DELTA}")))
+    }
+}
+
 impl ModelCard {
     /// Validates every field a buffer size or a loop bound is derived from.
     pub fn validate(&self) -> Result<(), ModelError> {
@@ -119,7 +129,9 @@ impl ModelCard {
             if !(l.theta.is_finite() && l.theta >= 1.0 && l.theta <= 100_000.0) {
                 return Err(absurd(&format!("layer {i} theta"), l.theta, "1..=100000 frames"));
             }
+            check_delta(&format!("layer {i} memory_delta"), l.memory_delta)?;
         }
+        check_delta("input_delta", a.input_delta)?;
         if !(a.dt.is_finite() && a.dt > 0.0 && a.dt <= 1e6) {
             return Err(absurd("dt", a.dt, "(0, 1e6]"));
         }

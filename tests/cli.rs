@@ -85,10 +85,27 @@ fn bench_reports_every_stage() {
     let out = spikeword().args(["bench", "--json", "--model"]).arg(&model_path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for k in ["frontend_us", "network_spiking_us", "network_dense_us", "detection_us"] {
+    for k in ["frontend_us", "network_spiking_us", "network_dense_us", "detection_us", "whole_path_spiking_us"] {
         assert!(v[k]["median"].as_f64().unwrap() > 0.0, "{k}");
         assert!(v[k]["p99"].as_f64().unwrap() >= v[k]["median"].as_f64().unwrap(), "{k}");
     }
-    assert_eq!(v["frames"].as_u64(), Some(2000));
+    // The assets mix: 100 frames per second of audio.
+    let frames = v["frames"].as_u64().unwrap();
+    assert_eq!(frames, (v["audio_seconds"].as_f64().unwrap() * 100.0).round() as u64);
+    assert!(frames > 300);
     assert!(v["real_time_factor_spiking"].as_f64().unwrap() > 0.0);
+    // Without delta coding the dense twin's arithmetic is all multiplies.
+    let dense = &v["ops_per_frame_dense"];
+    assert_eq!(dense["adds"].as_f64(), Some(0.0));
+    assert_eq!(dense["multiplies"].as_f64(), dense["dense_macs"].as_f64());
+    // With delta steps, memory events appear and the spiking network does less arithmetic.
+    let out = spikeword().args(["bench", "--json", "--deltas", "0.3,0.2,0.3", "--model"]).arg(&model_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["memory_events_per_frame"][0].as_f64().unwrap() > 0.0);
+    assert!(v["input_events_per_frame"].as_f64().unwrap() > 0.0);
+    let ratio = v["ops_per_frame_spiking"]["ops_over_dense"].as_f64().unwrap();
+    assert!(ratio > 0.0 && ratio < 0.8, "{ratio}");
+    let out = spikeword().args(["bench", "--deltas", "0.3", "--model"]).arg(&model_path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "one delta for a two-layer model is an error");
 }

@@ -8,11 +8,12 @@ fn small_arch() -> Architecture {
     Architecture {
         input_dim: 5,
         layers: vec![
-            LayerSpec { memory_d: 3, order: 4, theta: 6.0, units: 7 },
-            LayerSpec { memory_d: 2, order: 3, theta: 4.0, units: 6 },
+            LayerSpec { memory_d: 3, order: 4, theta: 6.0, units: 7, memory_delta: 0.0 },
+            LayerSpec { memory_d: 2, order: 3, theta: 4.0, units: 6, memory_delta: 0.0 },
         ],
         classes: 4,
         dt: 1.0,
+        input_delta: 0.0,
     }
 }
 
@@ -31,11 +32,9 @@ fn backward_matches_finite_differences_in_dense_mode() {
     let x: Vec<f32> = (0..12 * 5).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let trace = forward_sequence(&arch, &w, &x, Mode::Dense, None);
     let (_, dz, _) = smoothed_cross_entropy(&trace.logits, 2, 3, 0.0);
-    let impulse: Vec<Vec<f32>> =
-        arch.layers.iter().map(|s| spikeword::lmu::impulse_response(s.order, s.theta as f64, 12)).collect();
     let mut g = Weights::zeros(&arch);
     g.input_std = vec![0.0; 5];
-    backward(&arch, &w, &trace, &dz, 0.0, &impulse, &mut g);
+    backward(&arch, &w, &trace, &dz, 0.0, &mut g);
     let names: Vec<String> = w.tensors().iter().map(|(n, _)| n.clone()).collect();
     let analytic: Vec<Vec<f32>> = g.tensors().iter().map(|(_, t)| (*t).clone()).collect();
     let (mut checked, mut bad) = (0, 0);

@@ -152,3 +152,45 @@ fn a_missing_file_names_the_path() {
     let err = Model::load(std::path::Path::new("/nonexistent/model.safetensors")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/model.safetensors"), "{err}");
 }
+
+#[test]
+fn delta_steps_are_validated_and_optional() {
+    let m = small_model(1);
+    for (path, value, field) in [
+        (vec!["architecture", "layers", "1", "memory_delta"], serde_json::json!(-0.5), "layer 1 memory_delta"),
+        (vec!["architecture", "layers", "0", "memory_delta"], serde_json::json!(1e9), "layer 0 memory_delta"),
+        (vec!["architecture", "input_delta"], serde_json::json!(1e-9), "input_delta"),
+        (vec!["architecture", "input_delta"], serde_json::json!(f32::MAX), "input_delta"),
+    ] {
+        let mut card = card_json(&m);
+        let mut v = &mut card;
+        for k in &path[..path.len() - 1] {
+            v = match k.parse::<usize>() {
+                Ok(i) => &mut v[i],
+                Err(_) => &mut v[*k],
+            };
+        }
+        v[*path.last().unwrap()] = value.clone();
+        match Model::from_bytes(&rewrite(&m, card, None)) {
+            Err(e @ ModelError::AbsurdDimension { .. }) => assert!(e.to_string().contains(field), "{e}"),
+            other => panic!("{path:?} = {value}: {other:?}"),
+        }
+    }
+    // A card written before delta coding existed has no such fields: it loads with the
+    // codings off and runs exactly as before.
+    let mut card = card_json(&m);
+    card["architecture"].as_object_mut().unwrap().remove("input_delta");
+    for l in card["architecture"]["layers"].as_array_mut().unwrap() {
+        l.as_object_mut().unwrap().remove("memory_delta");
+    }
+    assert!(!card.to_string().contains("delta"));
+    let old = Model::from_bytes(&rewrite(&m, card, None)).unwrap();
+    assert_eq!(old.card.architecture.input_delta, 0.0);
+    assert!(old.card.architecture.layers.iter().all(|l| l.memory_delta == 0.0));
+    // And a valid step survives the round trip.
+    let mut coded = small_model(1);
+    coded.card.architecture.input_delta = 0.25;
+    coded.card.architecture.layers[1].memory_delta = 0.5;
+    let back = Model::from_bytes(&coded.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.card.architecture, coded.card.architecture);
+}

@@ -6,11 +6,12 @@ fn arch(dt: f32) -> Architecture {
     Architecture {
         input_dim: 40,
         layers: vec![
-            LayerSpec { memory_d: 8, order: 6, theta: 30.0, units: 48 },
-            LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 32 },
+            LayerSpec { memory_d: 8, order: 6, theta: 30.0, units: 48, memory_delta: 0.0 },
+            LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 32, memory_delta: 0.0 },
         ],
         classes: 12,
         dt,
+        input_delta: 0.0,
     }
 }
 
@@ -143,7 +144,7 @@ fn lmu_memory_decodes_a_sine_delayed_by_half_theta() {
     let u = |t: usize| (2.0 * std::f64::consts::PI * t as f64 / 160.0).sin();
     let (mut err, mut power) = (0.0, 0.0);
     for t in 0..1000 {
-        mem.step(&[u(t) as f32]);
+        mem.step(&[u(t) as f32], 0.0);
         if t >= 300 {
             let est: f64 = mem.state().iter().zip(&decoder).map(|(&m, d)| m as f64 * d).sum();
             let truth = u(t - 50);
@@ -163,12 +164,44 @@ fn spiking_mode_touches_fewer_weight_rows_than_dense() {
     let (mut ops, mut dense) = (0u64, 0u64);
     for f in x.chunks(40) {
         net.step(f);
-        ops += net.stats().event_ops;
-        dense += net.stats().event_dense_macs;
+        ops += net.stats().spike_fed.ops();
+        dense += net.stats().spike_fed.dense_macs;
     }
     assert!(ops > 0 && ops < dense, "{ops} vs {dense}");
     net.set_mode(Mode::Dense);
     net.reset();
     net.step(&x[..40]);
-    assert_eq!(net.stats().event_ops, net.stats().event_dense_macs);
+    let st = net.stats();
+    assert_eq!(st.spike_fed.macs, st.spike_fed.dense_macs);
+    assert_eq!(st.total().macs, st.total().dense_macs);
+    assert_eq!(st.total().adds, 0);
+}
+
+#[test]
+fn memory_recurrence_equals_the_convolution_with_its_impulse_response() {
+    use spikeword::lmu::{impulse_response, memory_sequence};
+    use spikeword::network::memory_convolve;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let (t_len, d, q, theta) = (150, 5, 7, 40.0);
+    let u = ndarray::Array2::from_shape_fn((t_len, d), |_| rng.gen_range(-1.0f32..1.0));
+    let rec = memory_sequence(&u, q, theta, 0.0);
+    let conv = memory_convolve(&u, &impulse_response(q, theta, t_len), q);
+    let worst = rec.iter().zip(&conv).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "recurrence vs convolution: {worst}");
+    assert!(rec.iter().any(|v| v.abs() > 0.1));
+}
+
+#[test]
+fn memory_adjoint_is_the_transpose_of_the_recurrence() {
+    // <dm, M u> = <M^T dm, u> for the linear map u -> m.
+    use spikeword::lmu::{memory_sequence, memory_sequence_adjoint};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let (t_len, d, q, theta) = (120, 3, 6, 25.0);
+    let u = ndarray::Array2::from_shape_fn((t_len, d), |_| rng.gen_range(-1.0f32..1.0));
+    let dm = ndarray::Array2::from_shape_fn((t_len, d * q), |_| rng.gen_range(-1.0f32..1.0));
+    let m = memory_sequence(&u, q, theta, 0.0);
+    let du = memory_sequence_adjoint(&dm, q, theta, d);
+    let lhs: f64 = dm.iter().zip(&m).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let rhs: f64 = du.iter().zip(&u).map(|(a, b)| *a as f64 * *b as f64).sum();
+    assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
 }

@@ -73,7 +73,7 @@ fn tiny_config(out: &std::path::Path) -> TrainConfig {
         batch: 8,
         lr: 5e-3,
         sequences_per_epoch: 32,
-        layers: vec![LayerSpec { memory_d: 8, order: 6, theta: 50.0, units: 32 }, LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 24 }],
+        layers: vec![LayerSpec { memory_d: 8, order: 6, theta: 50.0, units: 32, memory_delta: 0.0 }, LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 24, memory_delta: 0.0 }],
         dense_epochs: 2,
         start_dt: 8.0,
         target_dt: 2.0,

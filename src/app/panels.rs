@@ -365,8 +365,8 @@ pub fn signals(ui: &mut egui::Ui, state: &Dashboard, spec: &Option<TextureHandle
 /// Per-layer activity numbers and the operation counts.
 pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
     ui.label(RichText::new("Spikes (over the last 5 s)").strong());
-    egui::Grid::new("spike_stats").striped(true).num_columns(4).spacing([14.0, 3.0]).show(ui, |ui| {
-        for h in ["layer", "spikes/frame", "active", "bits/activity"] {
+    egui::Grid::new("spike_stats").striped(true).num_columns(5).spacing([14.0, 3.0]).show(ui, |ui| {
+        for h in ["layer", "spikes/frame", "active", "bits/activity", "memory events/frame"] {
             ui.label(RichText::new(h).weak());
         }
         ui.end_row();
@@ -380,6 +380,7 @@ pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
                 None => "— (dense)".to_string(),
             };
             ui.label(RichText::new(bits).monospace());
+            ui.label(RichText::new(format!("{:.1}", state.memory_events_per_frame(l))).monospace());
             ui.end_row();
         }
     });
@@ -391,6 +392,15 @@ pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
         si(ops),
         si(macs),
         if macs > 0.0 { 100.0 * ops / macs } else { 0.0 }
+    ));
+    let (adds, mults, dense) = state.network_ops_per_frame();
+    ui.label(format!(
+        "whole network per frame: {} adds + {} multiplies vs {} dense MACs ({:.1} %); input events {:.1}/frame",
+        si(adds),
+        si(mults),
+        si(dense),
+        if dense > 0.0 { 100.0 * (adds + mults) / dense } else { 0.0 },
+        state.input_events_per_frame()
     ));
 }
 
@@ -441,7 +451,10 @@ pub fn central(
     ui.add_space(4.0);
     signals(ui, state, spec, rasters);
     ui.add_space(4.0);
-    plots::spike_trace(ui, state, 100.0);
+    ui.columns(2, |cols| {
+        plots::spike_trace(&mut cols[0], state, 100.0);
+        plots::memory_event_trace(&mut cols[1], state, 100.0);
+    });
     ui.add_space(6.0);
     ui.columns(2, |cols| {
         spike_stats(&mut cols[0], state);

@@ -109,6 +109,29 @@ pub fn spike_trace(ui: &mut egui::Ui, state: &Dashboard, height: f32) {
         });
 }
 
+/// Memory read-out events (delta-coded memory states that changed level) per frame per
+/// layer over the last seconds: the memory's share of the event-driven work.
+pub fn memory_event_trace(ui: &mut egui::Ui, state: &Dashboard, height: f32) {
+    let xs = rel_times(state);
+    Plot::new("memory_events")
+        .height(height)
+        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+        .include_x(-HISTORY_SECONDS)
+        .include_x(0.0)
+        .include_y(0.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .x_axis_label("seconds")
+        .y_axis_label("memory events / frame")
+        .show(ui, |p| {
+            for (l, h) in state.layers.iter().enumerate() {
+                let pts: PlotPoints = xs.iter().zip(h.memory_events.iter()).map(|(&x, &y)| [x, y as f64]).collect();
+                p.line(Line::new(format!("memory {l}"), pts).color(color_for(l + 6)).width(1.5));
+            }
+        });
+}
+
 /// Builds a heat map image: time runs left to right over the full history width (older
 /// frames not yet seen stay dark), rows are the matrix's columns, first column at the bottom.
 pub fn heat_image(m: &RingMatrix, color: impl Fn(f32) -> Color32) -> ColorImage {

@@ -6,7 +6,7 @@ use super::worker::{Event, FrameMsg, SourceState};
 use crate::capture::DeviceEntry;
 use crate::detect::is_keyword;
 use crate::model::ModelCard;
-use crate::network::Mode;
+use crate::network::{Mode, OpCount};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -140,6 +140,8 @@ pub struct LayerHistory {
     pub outputs: RingMatrix,
     pub spikes: Ring<f32>,
     pub active: Ring<u32>,
+    /// Memory read-out events (delta-coded memory states that changed level) per frame.
+    pub memory_events: Ring<u32>,
 }
 
 /// A line of the detection log.
@@ -158,9 +160,10 @@ pub const STAGES: [&str; 5] = ["resample", "front end", "network", "detection", 
 /// Recent per-frame statistics that are not per-neuron.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FrameCosts {
-    pub event_ops: u64,
-    pub event_dense_macs: u64,
-    pub fixed_macs: u64,
+    /// Spike-fed connections and the whole network.
+    pub spike_ops: OpCount,
+    pub ops: OpCount,
+    pub input_events: u32,
     /// Nanoseconds: resample, front end, network, detection.
     pub stage_ns: [u64; 4],
     /// Audio arrival at the worker to the frame reaching the UI.
@@ -329,6 +332,7 @@ impl Dashboard {
                 outputs: RingMatrix::new(u, HISTORY_FRAMES),
                 spikes: Ring::new(HISTORY_FRAMES),
                 active: Ring::new(HISTORY_FRAMES),
+                memory_events: Ring::new(HISTORY_FRAMES),
             })
             .collect();
     }
@@ -349,11 +353,12 @@ impl Dashboard {
             offset = end;
             h.spikes.push(f.spikes[l]);
             h.active.push(f.active[l]);
+            h.memory_events.push(f.memory_events.get(l).copied().unwrap_or(0));
         }
         self.costs.push(FrameCosts {
-            event_ops: f.event_ops,
-            event_dense_macs: f.event_dense_macs,
-            fixed_macs: f.fixed_macs,
+            spike_ops: f.spike_ops,
+            ops: f.ops,
+            input_events: f.input_events,
             stage_ns: [f.resample_ns, f.timing.frontend_ns, f.timing.network_ns, f.timing.detect_ns],
             delivery: now.saturating_duration_since(f.arrived),
         });
@@ -406,6 +411,23 @@ impl Dashboard {
         h.spikes.iter().map(|&s| s as f64).sum::<f64>() / h.spikes.len() as f64
     }
 
+    /// Mean memory read-out events per frame of layer `l` over the window.
+    pub fn memory_events_per_frame(&self, l: usize) -> f64 {
+        let Some(h) = self.layers.get(l) else { return 0.0 };
+        if h.memory_events.is_empty() {
+            return 0.0;
+        }
+        h.memory_events.iter().map(|&s| s as f64).sum::<f64>() / h.memory_events.len() as f64
+    }
+
+    /// Mean layer-0 input events per frame over the window.
+    pub fn input_events_per_frame(&self) -> f64 {
+        if self.costs.is_empty() {
+            return 0.0;
+        }
+        self.costs.iter().map(|c| c.input_events as f64).sum::<f64>() / self.costs.len() as f64
+    }
+
     /// Spike-driven synaptic operations and the dense multiply-accumulates the same
     /// connections cost, per second of audio, over the window.
     pub fn ops_per_second(&self) -> (f64, f64) {
@@ -413,9 +435,23 @@ impl Dashboard {
             return (0.0, 0.0);
         }
         let secs = self.costs.len() as f64 * self.frame_seconds;
-        let ops: u64 = self.costs.iter().map(|c| c.event_ops).sum();
-        let macs: u64 = self.costs.iter().map(|c| c.event_dense_macs).sum();
+        let ops: u64 = self.costs.iter().map(|c| c.spike_ops.ops()).sum();
+        let macs: u64 = self.costs.iter().map(|c| c.spike_ops.dense_macs).sum();
         (ops as f64 / secs, macs as f64 / secs)
+    }
+
+    /// The whole network per frame over the window: (additions, multiplies, the dense
+    /// twin's multiply-accumulates).
+    pub fn network_ops_per_frame(&self) -> (f64, f64, f64) {
+        if self.costs.is_empty() {
+            return (0.0, 0.0, 0.0);
+        }
+        let n = self.costs.len() as f64;
+        let mut t = OpCount::default();
+        for c in self.costs.iter() {
+            t.add(&c.ops);
+        }
+        (t.adds as f64 / n, t.macs as f64 / n, t.dense_macs as f64 / n)
     }
 
     /// Per stage (see [`STAGES`]): median and p99 per frame, microseconds, over the window.

@@ -14,7 +14,7 @@ use crate::audio::{self, AudioStream, StreamResampler};
 use crate::capture::{self, AudioChunk, Capture, CaptureInfo, DeviceEntry};
 use crate::detect::Detection;
 use crate::model::{Model, ModelCard};
-use crate::network::Mode;
+use crate::network::{Mode, OpCount};
 use crate::pipeline::{FrameTiming, Pipeline};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender, TrySendError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -110,9 +110,12 @@ pub struct FrameMsg {
     pub active: Vec<u32>,
     /// Every hidden layer's output this frame, layer after layer.
     pub outputs: Vec<f32>,
-    pub event_ops: u64,
-    pub event_dense_macs: u64,
-    pub fixed_macs: u64,
+    /// Memory read-out events per hidden layer, and layer-0 input events (delta coding).
+    pub memory_events: Vec<u32>,
+    pub input_events: u32,
+    /// Arithmetic of the spike-fed connections and of the whole network this frame.
+    pub spike_ops: OpCount,
+    pub ops: OpCount,
     pub timing: FrameTiming,
     /// This frame's share of the resampler's time.
     pub resample_ns: u64,
@@ -688,9 +691,10 @@ impl Worker {
                 spikes: st.spikes.clone(),
                 active: st.active.clone(),
                 outputs,
-                event_ops: st.event_ops,
-                event_dense_macs: st.event_dense_macs,
-                fixed_macs: st.fixed_macs,
+                memory_events: st.memory_events.clone(),
+                input_events: st.input_events,
+                spike_ops: st.spike_fed,
+                ops: st.total(),
                 timing: r.timing,
                 resample_ns: per_frame_resample,
                 detection: r.detection,

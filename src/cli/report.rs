@@ -54,12 +54,27 @@ pub fn print_energy(e: &spikeword::energy::EnergyReport) {
         e.bits_per_activity, e.significant_bits_per_multiply
     );
     println!(
-        "synaptic ops {:.0}/s vs dense MACs {:.0}/s on the spike-driven connections ({:.1}%); fixed dense MACs {:.0}/s",
+        "memory events per frame per layer: {} ({}); input events per frame: {:.1}",
+        e.memory_events_per_frame.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", "),
+        e.memory_event_fraction.iter().map(|s| format!("{:.1}%", 100.0 * s)).collect::<Vec<_>>().join(", "),
+        e.input_events_per_frame
+    );
+    println!(
+        "synaptic ops {:.0}/s vs dense MACs {:.0}/s on the spike-driven connections ({:.1}%)",
         e.synaptic_ops_per_second,
         e.dense_macs_per_second,
-        100.0 * e.synaptic_ops_over_dense_macs,
-        e.fixed_macs_per_second
+        100.0 * e.synaptic_ops_over_dense_macs
     );
+    println!("{:<28}{:>10}{:>12}{:>12}{:>9}", "ops per frame", "adds", "multiplies", "dense MACs", "ratio");
+    for (name, o) in [
+        ("input (features in)", &e.ops_input),
+        ("memory update", &e.ops_memory_update),
+        ("memory read-out", &e.ops_memory_read),
+        ("spike-fed (layers, readout)", &e.ops_spike_fed),
+        ("whole network", &e.ops_total),
+    ] {
+        println!("{name:<28}{:>10.0}{:>12.0}{:>12.0}{:>9.3}", o.adds, o.multiplies, o.dense_macs, o.ops_over_dense);
+    }
     println!(
         "energy ({} pJ/MAC, {} pJ/add, 45 nm): spike-driven {:.3} vs {:.3} uJ/s dense; whole network {:.3} vs {:.3} uJ/s",
         e.pj_per_mac,

@@ -1,6 +1,9 @@
 //! Backward pass through [`crate::network::forward_sequence`]: spikes forward, the ReLU
 //! rate's derivative backward (METHOD.md section 2), no gradient through voltages or dt.
+//! The delta codings are straight-through like the spikes: the weights' gradients use the
+//! coded values the forward pass multiplied, the signals' gradients pass as if exact.
 
+use crate::lmu::memory_sequence_adjoint;
 use crate::network::{Architecture, SequenceTrace, Weights};
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -14,36 +17,16 @@ fn add_into(dst: &mut [f32], src: &Array2<f32>) {
     }
 }
 
-/// Adjoint of [`crate::network::memory_convolve`]:
-/// du[t, c] = sum_{k=0}^{T-1-t} sum_i h[k, i] dm[t+k, c*q+i].
-pub fn memory_convolve_adjoint(dm: &Array2<f32>, h: &[f32], q: usize, d: usize) -> Array2<f32> {
-    let t_len = dm.nrows();
-    let mut du = Array2::<f32>::zeros((t_len, d));
-    for t in 0..t_len {
-        for k in 0..t_len - t {
-            let hk = &h[k * q..(k + 1) * q];
-            let row = dm.row(t + k);
-            let row = row.as_slice().expect("standard layout");
-            for c in 0..d {
-                let g: f32 = row[c * q..(c + 1) * q].iter().zip(hk).map(|(a, b)| a * b).sum();
-                du[[t, c]] += g;
-            }
-        }
-    }
-    du
-}
-
 /// Accumulates into `grads` the gradient of a loss whose derivative with respect to the
 /// logits is `dlogits` [T x classes]. `rate_reg` adds rate_reg * mean(relu(pre)) per layer
-/// (the firing-rate regulariser) to the loss. `impulse[l]` is layer l's impulse response
-/// for at least T steps.
+/// (the firing-rate regulariser) to the loss. The memory's adjoint runs its recurrence
+/// backwards, O(T d q^2) per layer.
 pub fn backward(
     arch: &Architecture,
     w: &Weights,
     trace: &SequenceTrace,
     dlogits: &Array2<f32>,
     rate_reg: f32,
-    impulse: &[Vec<f32>],
     grads: &mut Weights,
 ) {
     let n_layers = arch.layers.len();
@@ -66,9 +49,9 @@ pub fn backward(
         let x = if l == 0 { trace.input.view() } else { trace.layers[l - 1].act.view() };
         add_into(&mut lg.bias, &dpre.sum_axis(Axis(0)).insert_axis(Axis(0)));
         add_into(&mut lg.w_x, &x.t().dot(&dpre));
-        add_into(&mut lg.w_m, &lt.m.t().dot(&dpre));
+        add_into(&mut lg.w_m, &lt.m_read.t().dot(&dpre));
         let dm = dpre.dot(&view(&lw.w_m, spec.memory_d * spec.order, spec.units).t());
-        let du = memory_convolve_adjoint(&dm, &impulse[l], spec.order, spec.memory_d);
+        let du = memory_sequence_adjoint(&dm, spec.order, spec.theta as f64, spec.memory_d);
         add_into(&mut lg.encoder, &x.t().dot(&du));
         if l == 0 {
             break;

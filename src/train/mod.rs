@@ -85,8 +85,8 @@ impl Default for TrainConfig {
             lr: 2e-3,
             sequences_per_epoch: 5000,
             layers: vec![
-                LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 256 },
-                LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 256 },
+                LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 256, memory_delta: 0.0 },
+                LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 256, memory_delta: 0.0 },
             ],
             frontend: FrontEndConfig::default(),
             dense_epochs: 6,
@@ -254,7 +254,7 @@ impl DevMetrics {
 }
 
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
-    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11 };
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, gain_db: 0.0 };
     let traces = collect_traces(model, corpus, mode, &opt)?;
     let r = score(model, traces, mode, &opt);
     let at2 = r.recall_at.iter().find(|a| a.false_alarms_per_hour == 2.0);
@@ -298,7 +298,7 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
         name: "spikeword-kws12".into(),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         frontend: cfg.frontend.clone(),
-        architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt },
+        architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt, input_delta: 0.0 },
         detection: DetectionConfig { smoothing_frames: cfg.smoothing_frames, ..Default::default() },
         provenance: serde_json::json!({ "train_config": cfg }),
         metrics,
@@ -350,8 +350,6 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         eprintln!("resuming at epoch {}", start + 1);
     }
     let is_kw: Vec<bool> = LABELS.iter().map(|l| is_keyword(l)).collect();
-    let frames = cfg.frames();
-    let impulse: Vec<Vec<f32>> = arch.layers.iter().map(|s| crate::lmu::impulse_response(s.order, s.theta as f64, frames)).collect();
     let steps_per_epoch = cfg.sequences_per_epoch.div_ceil(cfg.batch).max(1);
     let total_steps = (steps_per_epoch * cfg.epochs) as f32;
     for epoch in start..cfg.epochs {
@@ -389,7 +387,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
                         spec_augment(&mut x, dim, &w.input_mean, cfg, &mut r);
                         let trace = forward_sequence(&arch, &w, &x, mode, Some(&v0));
                         let (l, dz, s) = streaming_loss(&trace.logits, &ex.labels, cfg.smoothing_frames, &is_kw, &cfg.loss);
-                        grad::backward(&arch, &w, &trace, &dz, cfg.rate_reg, &impulse, &mut g);
+                        grad::backward(&arch, &w, &trace, &dz, cfg.rate_reg, &mut g);
                         (g, loss + l as f64, (st.0 + s.windows, st.1 + s.caught, st.2 + s.false_fire as usize))
                     },
                 )

@@ -11,11 +11,12 @@ pub fn small_model(seed: u64) -> Model {
     let arch = Architecture {
         input_dim: 40,
         layers: vec![
-            LayerSpec { memory_d: 8, order: 6, theta: 50.0, units: 32 },
-            LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 24 },
+            LayerSpec { memory_d: 8, order: 6, theta: 50.0, units: 32, memory_delta: 0.0 },
+            LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 24, memory_delta: 0.0 },
         ],
         classes: 12,
         dt: 1.0,
+        input_delta: 0.0,
     };
     let weights = Weights::random(&arch, seed);
     let card = ModelCard {
