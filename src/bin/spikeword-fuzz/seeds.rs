@@ -22,9 +22,10 @@ pub fn shipped_model() -> Option<Model> {
 pub fn small_model(units: &[usize], seed: u64) -> Model {
     let arch = Architecture {
         input_dim: 40,
-        layers: units.iter().map(|&u| LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: u }).collect(),
+        layers: units.iter().map(|&u| LayerSpec::new(4, 4, 20.0, u)).collect(),
         classes: 12,
         dt: 1.0,
+        input_delta: 0.0,
     };
     let card = ModelCard {
         format_version: FORMAT_VERSION,
