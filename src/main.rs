@@ -5,8 +5,8 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Command, DataCommand};
+use cli::load_model;
 use cli::report::{print_benchmark, print_card, print_class_report};
-use cli::{load_audio, load_model};
 use spikeword::model::load_resolved;
 use spikeword::network::Mode;
 use spikeword::pipeline::Pipeline;
@@ -45,9 +45,14 @@ fn run(cli: Cli) -> Result<()> {
             if dense {
                 p.network.set_mode(Mode::Dense);
             }
-            let samples = load_audio(&input, p.sample_rate())?;
-            for d in p.detections(&samples) {
-                println!("{}", serde_json::to_string(&d)?);
+            // Chunk by chunk: memory is bounded by a decoded packet, whatever the file's length.
+            let mut stream = spikeword::audio::ResampledStream::open(&input, p.sample_rate())?;
+            let mut found = Vec::new();
+            while let Some(chunk) = stream.next_chunk()? {
+                p.push(chunk, |r| found.extend(r.detection));
+                for d in found.drain(..) {
+                    println!("{}", serde_json::to_string(&d)?);
+                }
             }
             Ok(())
         }
