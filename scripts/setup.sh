@@ -9,6 +9,7 @@ packages=(
   xvfb libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 x11-utils  # the window under Xvfb
   fonts-dejavu-core                 # plots' text
   imagemagick                       # screenshots of the window in tests (import, convert)
+  xdotool                           # typing into the window in tests
 )
 missing=()
 for p in "${packages[@]}"; do

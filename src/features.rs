@@ -22,7 +22,7 @@ pub struct FrontEndConfig {
     pub n_mels: usize,
     pub f_min: f32,
     pub f_max: f32,
-    /// Added to mel energies before the log so silence stays finite.
+    /// Added to mel energies before compression so silence stays finite.
     pub log_floor: f32,
     /// How mel energies are compressed: `log` (log-mel), or `pcen` (per-channel energy
     /// normalisation: gain- and channel-independent). Older model files have no field and
@@ -45,7 +45,7 @@ pub struct PcenConfig {
 
 impl Default for PcenConfig {
     fn default() -> Self {
-        Self { smoothing: 0.025, alpha: 0.98, delta: 2.0, r: 0.5, eps: 1e-6 }
+        Self { smoothing: 0.025, alpha: 1.0, delta: 2.0, r: 0.5, eps: 1e-12 }
     }
 }
 

@@ -5,8 +5,8 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Command, DataCommand};
+use cli::load_model;
 use cli::report::{print_benchmark, print_card, print_class_report};
-use cli::{load_audio, load_model};
 use spikeword::model::load_resolved;
 use spikeword::network::Mode;
 use spikeword::pipeline::Pipeline;
@@ -45,9 +45,14 @@ fn run(cli: Cli) -> Result<()> {
             if dense {
                 p.network.set_mode(Mode::Dense);
             }
-            let samples = load_audio(&input, p.sample_rate())?;
-            for d in p.detections(&samples) {
-                println!("{}", serde_json::to_string(&d)?);
+            // Chunk by chunk: memory is bounded by a decoded packet, whatever the file's length.
+            let mut stream = spikeword::audio::ResampledStream::open(&input, p.sample_rate())?;
+            let mut found = Vec::new();
+            while let Some(chunk) = stream.next_chunk()? {
+                p.push(chunk, |r| found.extend(r.detection));
+                for d in found.drain(..) {
+                    println!("{}", serde_json::to_string(&d)?);
+                }
             }
             Ok(())
         }
@@ -60,40 +65,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train { data, synth, out, seed, epochs, sequences_per_epoch, seconds, limit_files, target_dt, dense_epochs, anneal_epochs, units, rate_reg, resume, export } => {
-            let mut cfg = spikeword::train::TrainConfig { data, synth: Some(synth), out, seed, ..Default::default() };
-            if let Some(e) = epochs {
-                cfg.epochs = e;
-            }
-            if let Some(n) = sequences_per_epoch {
-                cfg.sequences_per_epoch = n;
-            }
-            if let Some(s) = seconds {
-                cfg.compose.seconds = s;
-            }
-            cfg.limit_files = limit_files;
-            if let Some(d) = target_dt {
-                cfg.target_dt = d;
-            }
-            if let Some(e) = dense_epochs {
-                cfg.dense_epochs = e;
-            }
-            if let Some(e) = anneal_epochs {
-                cfg.anneal_epochs = e;
-            }
-            if let Some(u) = units {
-                cfg.layers.iter_mut().for_each(|l| l.units = u);
-            }
-            if let Some(r) = rate_reg {
-                cfg.rate_reg = r;
-            }
-            let model = spikeword::train::train(&cfg, resume, None)?;
-            if let Some(path) = export {
-                model.save(&path).with_context(|| format!("exporting to {}", path.display()))?;
-                eprintln!("exported {}", path.display());
-            }
-            Ok(())
-        }
+        Command::Train(args) => cli::train::run(args),
         Command::Data { action: DataCommand::Synth { out, seed, variants, unknown_voices, jobs } } => {
             let opts = spikeword::synth::SynthOptions {
                 out_dir: out.clone(),
@@ -122,10 +94,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, plot, json } => {
             let model = load_model(model.as_deref())?;
             let corpus = spikeword::corpus::load(&data)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7 };
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");
@@ -153,9 +125,7 @@ fn run(cli: Cli) -> Result<()> {
                 "on {:.2} h of {:?} negatives: {:.2} false alarms per hour; dev keyword recall {:.1}%",
                 c.negative_hours, parts, c.false_alarms_per_hour, 100.0 * c.dev_recall
             );
-            model.card.detection.thresholds = c.thresholds.clone();
-            model.card.provenance["calibration"] = serde_json::to_value(&c)?;
-            model.card.provenance["calibration"]["per_keyword_false_alarms_per_hour"] = serde_json::json!(per_keyword_per_hour);
+            spikeword::eval::calibrate::apply(&mut model, &c, per_keyword_per_hour);
             model.save(&out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {}", out.display());
             Ok(())

@@ -20,6 +20,11 @@ pub const METADATA_KEY: &str = "spikeword";
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 /// Largest parameter count accepted, checked before any tensor is read.
 pub const MAX_PARAMETERS: usize = 32 << 20;
+/// Largest weight magnitude accepted: trained weights are about 1; a value near f32's limit
+/// loads as a finite number and overflows to infinity at the first multiply.
+pub const MAX_WEIGHT: f32 = 1e6;
+/// Smallest feature scale accepted (features are divided by it).
+pub const MIN_INPUT_STD: f32 = 1e-6;
 /// File name of the shipped model inside `models/`.
 pub const DEFAULT_MODEL_FILE: &str = "spikeword-kws12.safetensors";
 
@@ -49,6 +54,10 @@ pub enum ModelError {
     WrongShape { name: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("tensor '{name}' holds a non-finite value ({value}) at index {index}")]
     NonFinite { name: String, index: usize, value: f32 },
+    #[error("tensor '{name}' holds {value:e} at index {index}, beyond the ±{MAX_WEIGHT:e} a weight may have")]
+    AbsurdWeight { name: String, index: usize, value: f32 },
+    #[error("the model's outputs are not finite on a test signal ({0}): its weights overflow")]
+    Overflows(String),
     #[error("cannot write model file {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot serialise the model: {0}")]
@@ -202,13 +211,41 @@ impl Model {
                 if !v.is_finite() {
                     return Err(ModelError::NonFinite { name: name.clone(), index: i, value: v });
                 }
+                if v.abs() > MAX_WEIGHT {
+                    return Err(ModelError::AbsurdWeight { name: name.clone(), index: i, value: v });
+                }
                 *d = v;
             }
         }
-        if let Some(i) = weights.input_std.iter().position(|&s| s <= 0.0) {
-            return Err(ModelError::BadMetadata(format!("input.std[{i}] is not positive")));
+        if let Some(i) = weights.input_std.iter().position(|&s| s < MIN_INPUT_STD) {
+            return Err(ModelError::BadMetadata(format!("input.std[{i}] is below {MIN_INPUT_STD:e}")));
         }
-        Ok(Self { card, weights })
+        let model = Self { card, weights };
+        model.check_finite()?;
+        Ok(model)
+    }
+
+    /// Runs the model over silence, then noise at the loudest level the decoders let through:
+    /// every class probability must stay finite. Weights that pass every bound one by one can
+    /// still overflow together, and a NaN would sit in the network's memory for good.
+    fn check_finite(&self) -> Result<(), ModelError> {
+        let mut p = crate::pipeline::Pipeline::new(self);
+        let rate = p.sample_rate() as usize;
+        let mut state = 0x2545_f491u32;
+        let mut signal = vec![0.0f32; rate * 3 / 10];
+        signal.extend((0..rate * 3 / 10).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            if state & 1 == 0 { crate::audio::MAX_SAMPLE } else { -crate::audio::MAX_SAMPLE }
+        }));
+        let mut bad = None;
+        p.push(&signal, |r| {
+            if bad.is_none() && (r.probs.iter().any(|v| !v.is_finite()) || r.network.logits().iter().any(|v| !v.is_finite())) {
+                bad = Some(format!("frame {}", r.index));
+            }
+        });
+        bad.map_or(Ok(()), |at| Err(ModelError::Overflows(at)))
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {

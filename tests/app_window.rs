@@ -245,3 +245,49 @@ fn without_a_display_the_app_explains_instead_of_panicking() {
     assert!(err.contains("cannot open the window") && err.contains("listen --mic"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Runs xdotool against `display`; false if it failed.
+fn xdotool(display: &str, args: &[&str]) -> bool {
+    Command::new("xdotool").args(args).env("DISPLAY", display).status().is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_broken_file_is_reported_in_the_window_and_a_good_one_then_plays() {
+    let Some(x) = Xvfb::start() else { return };
+    if !have("xdotool") {
+        skipped("`xdotool` is not installed (scripts/setup.sh installs it): cannot type into the window");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    small_model(6).save(&model).unwrap();
+    // The hand-made file of issue 10: it used to kill the worker while the window showed
+    // "opening …" forever.
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/decode/rate-0-hz.wav");
+    let mut app = AppProc::start(&x.display, &["--input".as_ref(), bad.as_os_str(), "--model".as_ref(), model.as_os_str()], &[]);
+    let failed = app.until(60.0, "the error", |v| v["source_error"].as_str().is_some());
+    let error = failed["source_error"].as_str().unwrap();
+    assert!(error.contains("rate-0-hz.wav") && error.contains("sample rate 0 Hz in the header"), "{failed}");
+    assert_eq!(failed["worker_restarts"], 0, "{failed}");
+    // It keeps drawing.
+    let later = app.until(20.0, "later stats", |v| v["wall"].as_f64() > failed["wall"].as_f64().map(|w| w + 2.0));
+    assert!(later["fps"].as_f64().unwrap() > 1.0 && later["source_ok"] == false, "{later}");
+    let png = shot_path("app-window-bad-file.png");
+    let (_, _, px) = x.screenshot(&png);
+    let red = px.iter().filter(|p| p[0] > 80 && p[0] as u32 > 2 * p[1] as u32 && p[0] as u32 > 2 * p[2] as u32).count();
+    assert!(red > 500, "no red failure banner ({red} red pixels), see {}", png.display());
+
+    // The failed file's path is in the file field, which has the keyboard: type another, Enter.
+    let good = asset("yes_0cb74144.flac");
+    let typed = xdotool(&x.display, &["search", "--sync", "--name", "spikeword", "windowfocus", "--sync"])
+        && xdotool(&x.display, &["key", "--clearmodifiers", "ctrl+a"])
+        && xdotool(&x.display, &["type", "--delay", "5", &good.display().to_string()])
+        && xdotool(&x.display, &["key", "Return"]);
+    assert!(typed, "xdotool failed");
+    let before = later["frames"].as_u64().unwrap();
+    let playing = app.until(60.0, "frames from the good file", |v| {
+        v["source_ok"] == true && v["frames"].as_u64().is_some_and(|f| f >= before + 200)
+    });
+    assert_eq!(playing["source_error"], Value::Null, "{playing}");
+    assert_eq!(playing["frames_dropped"], 0, "{playing}");
+}

@@ -218,3 +218,48 @@ fn file_plays_in_real_time_and_dense_switch_and_recording_work() {
     assert!(r.is_err());
     assert!(!frames_for(&w, &mut dash, 0.3).is_empty());
 }
+
+#[test]
+fn a_panic_in_the_worker_is_reported_and_it_restarts_with_the_last_good_model() {
+    let (w, _dir, _) = start(7, yes_file());
+    let mut dash = Dashboard::new();
+    wait_event(&w, &mut dash, 10.0, |e| matches!(e, Event::Source(SourceState::File { .. })).then_some(()));
+    assert!(!frames_for(&w, &mut dash, 0.5).is_empty());
+    let name = dash.card.as_ref().unwrap().name.clone();
+
+    w.send(Command::InjectPanic("injected by the supervision test".into()));
+    let error = wait_event(&w, &mut dash, 10.0, |e| match e {
+        Event::Source(SourceState::Failed { error, .. }) => Some(error.clone()),
+        _ => None,
+    });
+    assert!(error.contains("processing failed") && error.contains("injected by the supervision test"), "{error}");
+    assert!(error.contains(&name), "names the model it restarted with: {error}");
+    assert_eq!(w.counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(matches!(dash.source, Some(SourceState::Failed { .. })));
+    assert_eq!(dash.card.as_ref().map(|c| c.name.clone()), Some(name.clone()), "the last good model runs again");
+
+    // The restarted worker takes commands and plays a source the user picks.
+    w.send(Command::UseSource(yes_file()));
+    wait_event(&w, &mut dash, 10.0, |e| matches!(e, Event::Source(SourceState::File { .. })).then_some(()));
+    let frames = frames_for(&w, &mut dash, 1.0);
+    assert!(frames.len() > 50, "{}", frames.len());
+    w.send(Command::SetThreshold(0.5));
+    wait_event(&w, &mut dash, 10.0, |e| matches!(e, Event::Thresholds(_)).then_some(()));
+}
+
+#[test]
+fn a_file_with_a_broken_header_is_reported_and_the_next_one_plays() {
+    let bad = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions/decode/rate-0-hz.wav");
+    let (w, _dir, _) = start(8, Source::File { path: bad.clone(), looped: true });
+    let mut dash = Dashboard::new();
+    let error = wait_event(&w, &mut dash, 10.0, |e| match e {
+        Event::Source(SourceState::Failed { error, .. }) => Some(error.clone()),
+        _ => None,
+    });
+    assert!(error.contains("rate-0-hz.wav") && error.contains("sample rate 0 Hz in the header"), "{error}");
+    assert!(dash.focus_file_input, "the file field gets the keyboard for another path");
+    assert_eq!(w.counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 0, "an error, not a crash");
+    w.send(Command::UseSource(yes_file()));
+    wait_event(&w, &mut dash, 10.0, |e| matches!(e, Event::Source(SourceState::File { .. })).then_some(()));
+    assert!(frames_for(&w, &mut dash, 1.0).len() > 50);
+}

@@ -67,7 +67,7 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
     data_folder(dir.path());
     let c = corpus::load(dir.path()).unwrap();
     let model = small_model(5);
-    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![10.0], threshold: Some(0.5), dense_twin: true, limit: None, seed: 1 };
+    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![10.0], threshold: Some(0.5), dense_twin: true, limit: None, seed: 1, gain_db: 0.0 };
     let r = benchmark(&model, &c, &opt).unwrap();
     assert_eq!(r.results.len(), 2, "spiking and its twin");
     let negative_files = c.negatives.iter().filter(|n| n.part == Part::Test).count();

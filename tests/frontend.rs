@@ -1,5 +1,5 @@
 use rand::{Rng, SeedableRng};
-use spikeword::features::{mel_centres, FrontEnd, FrontEndConfig};
+use spikeword::features::{mel_centres, Compression, FrontEnd, FrontEndConfig, PcenConfig};
 
 #[test]
 fn frames_do_not_depend_on_chunking() {
@@ -54,4 +54,51 @@ fn bad_front_end_parameters_are_rejected() {
     let mut cfg = FrontEndConfig::default();
     cfg.f_max = 20_000.0;
     assert!(FrontEnd::new(cfg).is_err());
+}
+
+#[test]
+fn pcen_does_not_depend_on_the_input_level_but_log_mel_does() {
+    let x = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();
+    let quiet: Vec<f32> = x.iter().map(|v| v * 0.05).collect(); // -26 dB
+    let frames = |cfg: &FrontEndConfig, y: &[f32]| FrontEnd::new(cfg.clone()).unwrap().frames_of(y);
+    let mean_abs_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32;
+    let spread = |a: &[f32]| {
+        let m = a.iter().sum::<f32>() / a.len() as f32;
+        a.iter().map(|v| (v - m).abs()).sum::<f32>() / a.len() as f32
+    };
+    let log = FrontEndConfig::default();
+    let pcen = FrontEndConfig { compression: Compression::Pcen(PcenConfig::default()), log_floor: 1e-12, ..FrontEndConfig::default() };
+    let (l1, l2) = (frames(&log, &x), frames(&log, &quiet));
+    let (p1, p2) = (frames(&pcen, &x), frames(&pcen, &quiet));
+    // A gain is a constant shift of every log-mel value (ln 0.05^2 = -6), far beyond its spread...
+    assert!(mean_abs_diff(&l1, &l2) > 0.5 * spread(&l1), "log-mel moved {} (spread {})", mean_abs_diff(&l1, &l2), spread(&l1));
+    // ...while PCEN divides it out: the change is a small fraction of the features' own spread.
+    assert!(mean_abs_diff(&p1, &p2) < 0.1 * spread(&p1), "PCEN moved {} (spread {})", mean_abs_diff(&p1, &p2), spread(&p1));
+}
+
+#[test]
+fn vocal_tract_warp_is_the_identity_at_one_and_keeps_the_band_edge() {
+    use spikeword::features::vtlp_warp;
+    for f in [0.0f32, 100.0, 1000.0, 4000.0, 7999.0] {
+        assert_eq!(vtlp_warp(f, 1.0, 8000.0), f);
+    }
+    for alpha in [0.88f32, 1.12] {
+        assert!((vtlp_warp(8000.0, alpha, 8000.0) - 8000.0).abs() < 1e-2);
+        let mut last = -1.0;
+        for k in 0..=80 {
+            let w = vtlp_warp(k as f32 * 100.0, alpha, 8000.0);
+            assert!(w > last, "monotone");
+            last = w;
+        }
+        assert!((vtlp_warp(1000.0, alpha, 8000.0) - 1000.0 * alpha).abs() < 1e-2);
+    }
+    // Warped features differ from plain ones, and alpha = 1 gives exactly the plain front end.
+    let x = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();
+    let plain = FrontEnd::new(FrontEndConfig::default()).unwrap().frames_of(&x);
+    assert_eq!(FrontEnd::with_warp(FrontEndConfig::default(), 1.0).unwrap().frames_of(&x), plain);
+    assert_ne!(FrontEnd::with_warp(FrontEndConfig::default(), 1.1).unwrap().frames_of(&x), plain);
+}
+
+fn common_asset(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
 }

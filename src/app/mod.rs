@@ -135,7 +135,14 @@ impl App {
         // Bounded: at most the queue's worth per repaint, so a burst cannot freeze the UI.
         for _ in 0..worker::FRAME_QUEUE {
             match self.worker.frames.try_recv() {
-                Ok(f) => self.state.push_frame(f, now),
+                Ok(f) => {
+                    if let (Some(d), Some(_)) = (&f.detection, &self.stats) {
+                        // Every detection, for comparing a long run with an offline pass.
+                        let line = serde_json::json!({"event": "detection", "time": d.time, "keyword": d.keyword, "score": d.score});
+                        eprintln!("{line}");
+                    }
+                    self.state.push_frame(f, now)
+                }
                 Err(_) => break,
             }
         }
@@ -227,6 +234,12 @@ impl App {
             "detections": self.state.log.len(),
             "rtf": self.state.real_time_factor(),
             "source_ok": matches!(self.state.source, Some(worker::SourceState::Mic(_) | worker::SourceState::File { .. })),
+            "source_error": match &self.state.source {
+                Some(worker::SourceState::Failed { error, .. }) => Some(error.as_str()),
+                _ => None,
+            },
+            "worker_restarts": ld(&c.restarts),
+            "frames_seen": self.state.frames_seen,
         });
         eprintln!("{line}");
         s.paints = 0;

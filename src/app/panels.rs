@@ -59,9 +59,9 @@ fn source_line(state: &Dashboard) -> (String, Color32) {
         }
         Some(SourceState::File { path, seconds, rate }) => (
             format!(
-                "File: {} — {:.2} s at {} Hz, played in real time (looping)",
+                "File: {} — {} at {} Hz, played in real time (looping)",
                 path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-                seconds,
+                seconds.map_or("length unknown".into(), |s| format!("{s:.2} s")),
                 rate
             ),
             OK,
@@ -169,8 +169,12 @@ pub fn controls(ui: &mut egui::Ui, state: &mut Dashboard, actions: &mut Vec<UiAc
         actions.push(UiAction::UseSource(Source::Mic(state.picked_device.clone())));
     }
     ui.horizontal(|ui| {
-        ui.add(egui::TextEdit::singleline(&mut state.file_input).hint_text("audio file…").desired_width(170.0));
-        if ui.button("Play file").clicked() && !state.file_input.trim().is_empty() {
+        let field = ui.add(egui::TextEdit::singleline(&mut state.file_input).hint_text("audio file…").desired_width(170.0));
+        if std::mem::take(&mut state.focus_file_input) {
+            field.request_focus();
+        }
+        let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Play file").clicked() || entered) && !state.file_input.trim().is_empty() {
             actions.push(UiAction::UseSource(Source::File { path: PathBuf::from(state.file_input.trim()), looped: true }));
         }
     });

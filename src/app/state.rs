@@ -211,6 +211,9 @@ pub struct Dashboard {
     /// Device id picked in the combo box (None: the default device).
     pub picked_device: Option<String>,
     pub file_input: String,
+    /// Put the keyboard in the file field on the next repaint (after a file failed to play,
+    /// so another path can be typed at once).
+    pub focus_file_input: bool,
 
     // Controls' own state.
     pub model_input: String,
@@ -259,6 +262,7 @@ impl Dashboard {
             devices_error: None,
             picked_device: None,
             file_input: String::new(),
+            focus_file_input: false,
             model_input: String::new(),
             record_seconds: 10.0,
             record_path: "spikeword-recording.wav".into(),
@@ -277,6 +281,9 @@ impl Dashboard {
             Event::Source(s) => {
                 if matches!(s, SourceState::Opening(_)) {
                     self.first_audio = None;
+                }
+                if matches!(s, SourceState::Failed { source: super::worker::Source::File { .. }, .. }) {
+                    self.focus_file_input = true;
                 }
                 self.source = Some(s);
             }

@@ -4,15 +4,21 @@
 //! clock), applies commands (thresholds, spiking/dense, model swap, device switch,
 //! recording) between chunks, and never waits on its consumer: a frame that does not fit in
 //! the consumer's channel is counted and dropped.
+//!
+//! It is supervised: its loop runs under `catch_unwind`, and a panic (a bug, or a decoder
+//! failing in a way the decode boundary did not catch) is reported as a failed source in
+//! words; the worker then starts afresh with the last model that loaded, and waits for the
+//! user to retry or pick another source.
 
-use crate::audio::{self, StreamResampler};
+use crate::audio::{self, AudioStream, StreamResampler};
 use crate::capture::{self, AudioChunk, Capture, CaptureInfo, DeviceEntry};
 use crate::detect::Detection;
 use crate::model::{Model, ModelCard};
 use crate::network::{Mode, OpCount};
 use crate::pipeline::{FrameTiming, Pipeline};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender, TrySendError};
-use std::path::{Path, PathBuf};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,6 +58,9 @@ pub enum Command {
     SwapModel(Box<Model>, PathBuf),
     /// Save the last `seconds` of audio (at the model's rate) as a WAV file.
     Record { path: PathBuf, seconds: f32 },
+    /// Panics inside the worker: exercises its supervision (tests; no UI sends it).
+    #[doc(hidden)]
+    InjectPanic(String),
     Stop,
 }
 
@@ -60,7 +69,8 @@ pub enum Command {
 pub enum SourceState {
     Opening(Source),
     Mic(CaptureInfo),
-    File { path: PathBuf, seconds: f64, rate: u32 },
+    /// `seconds`: the length the header states, when it states one.
+    File { path: PathBuf, seconds: Option<f64>, rate: u32 },
     /// Capture failed or the device went away; `Retry` or another source recovers.
     Failed { source: Source, error: String },
     /// The device is open but has delivered nothing for a while.
@@ -127,6 +137,8 @@ pub struct WorkerCounters {
     pub capture_dropped_frames: AtomicU64,
     /// Sample frames the device delivered.
     pub captured_frames: AtomicU64,
+    /// Times the worker panicked and was started again.
+    pub restarts: AtomicU64,
 }
 
 pub struct WorkerHandle {
@@ -208,55 +220,155 @@ pub fn spawn(model: Option<(Model, PathBuf)>, source: Source) -> std::io::Result
     let (frame_tx, frame_rx) = bounded(FRAME_QUEUE);
     let (ev_tx, ev_rx) = unbounded();
     let counters = Arc::new(WorkerCounters::default());
-    let mut w = Worker::new(frame_tx, ev_tx.clone(), counters.clone());
-    let thread = std::thread::Builder::new().name("spikeword-worker".into()).spawn(move || {
+    let w = Worker::new(frame_tx, ev_tx.clone(), counters.clone());
+    let thread = std::thread::Builder::new().name("spikeword-worker".into()).spawn(move || supervise(w, model, source, cmd_rx))?;
+    Ok(WorkerHandle { commands: cmd_tx, frames: frame_rx, events: ev_rx, counters, events_tx: ev_tx, thread: Some(thread) })
+}
+
+/// Runs the worker; after a panic, reports it and runs a fresh worker with the last good
+/// model. The source that was playing is not reopened by itself (it may panic again): the
+/// user retries or picks another.
+fn supervise(mut w: Worker, model: Option<(Model, PathBuf)>, source: Source, commands: Receiver<Command>) {
+    let started = catch_unwind(AssertUnwindSafe(|| {
         if let Some((m, p)) = model {
             w.swap_model(m, p);
         } else {
             w.event(Event::Source(SourceState::NoModel));
         }
-        w.open(source);
-        w.run(cmd_rx);
-    })?;
-    Ok(WorkerHandle { commands: cmd_tx, frames: frame_rx, events: ev_rx, counters, events_tx: ev_tx, thread: Some(thread) })
+        w.open(source.clone());
+    }));
+    let mut outcome = started.map(|_| catch_unwind(AssertUnwindSafe(|| w.run(&commands))));
+    loop {
+        let payload = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(p)) | Err(p) => p,
+        };
+        let what = panic_text(&payload);
+        let (frames, events, counters) = (w.frames.clone(), w.events.clone(), w.counters.clone());
+        let (model, gen, mode) = (w.model.take(), w.model_gen, w.mode);
+        let source = w.source.clone().unwrap_or_else(|| source.clone());
+        // Dropping the old worker stops its stream; its state may be half-updated, so a panic
+        // in its destructors is contained too.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(w)));
+        counters.restarts.fetch_add(1, Ordering::Relaxed);
+        w = Worker::new(frames, events, counters);
+        w.model_gen = gen;
+        w.mode = mode;
+        let name = model.as_ref().map(|(m, _)| m.card.name.clone());
+        outcome = Ok(catch_unwind(AssertUnwindSafe(|| {
+            if let Some((m, p)) = model {
+                w.swap_model(m, p);
+            }
+            w.source = Some(source.clone());
+            let error = match name {
+                Some(n) => format!("processing failed ({what}); restarted with model \u{201c}{n}\u{201d}: Retry, or pick another source"),
+                None => format!("processing failed ({what}); restarted: load a model and pick a source"),
+            };
+            w.event(Event::Source(SourceState::Failed { source, error }));
+            w.run(&commands)
+        })));
+    }
 }
 
-/// A file decoded once and fed by the clock.
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// A file played by the clock, decoded a packet at a time as playback reaches it, so memory
+/// does not grow with the file. Looping reopens it after a second of silence.
 struct FilePlayer {
-    samples: Vec<f32>,
+    path: PathBuf,
+    stream: Option<AudioStream>,
     rate: u32,
     looped: bool,
     started: Instant,
     /// Samples (of the file's timeline, gaps included) already fed.
     fed: u64,
+    /// The decoded chunk being played and the position in it.
+    chunk: Vec<f32>,
+    pos: usize,
+    /// Silence left before the file starts again.
+    gap_left: u64,
+    /// Played once (not looping): silence from now on.
+    finished: bool,
 }
 
 impl FilePlayer {
-    fn period(&self) -> u64 {
-        self.samples.len() as u64 + (LOOP_GAP_SECONDS * self.rate as f64) as u64
+    fn open(path: &std::path::Path, looped: bool) -> Result<Self, audio::AudioError> {
+        let stream = AudioStream::open(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            rate: stream.sample_rate(),
+            stream: Some(stream),
+            looped,
+            started: Instant::now(),
+            fed: 0,
+            chunk: Vec::new(),
+            pos: 0,
+            gap_left: 0,
+            finished: false,
+        })
     }
+
     /// Appends what the clock says is due to `out`.
-    fn due(&mut self, out: &mut Vec<f32>) {
+    fn due(&mut self, out: &mut Vec<f32>) -> Result<(), audio::AudioError> {
         let target = (self.started.elapsed().as_secs_f64() * self.rate as f64) as u64;
         while self.fed < target {
-            let (n, period) = (self.samples.len() as u64, self.period());
-            let pos = if self.looped { self.fed % period } else { self.fed };
-            if !self.looped && pos >= n {
+            let want = target - self.fed;
+            let take = if self.pos < self.chunk.len() {
+                let take = want.min((self.chunk.len() - self.pos) as u64) as usize;
+                out.extend_from_slice(&self.chunk[self.pos..self.pos + take]);
+                self.pos += take;
+                take as u64
+            } else if self.gap_left > 0 || self.finished {
                 // Once played, silence: the pipeline keeps running so the display stays live.
-                let take = (target - self.fed) as usize;
-                out.extend(std::iter::repeat_n(0.0, take));
-                self.fed = target;
-                break;
-            }
-            let end = if pos < n { n } else { period };
-            let take = (end - pos).min(target - self.fed);
-            if pos < n {
-                out.extend_from_slice(&self.samples[pos as usize..(pos + take) as usize]);
-            } else {
+                let take = if self.finished { want } else { want.min(self.gap_left) };
                 out.extend(std::iter::repeat_n(0.0, take as usize));
-            }
+                self.gap_left -= take.min(self.gap_left);
+                take
+            } else {
+                self.next_chunk()?;
+                0
+            };
             self.fed += take;
         }
+        Ok(())
+    }
+
+    /// Loads the next decoded chunk, or starts the gap / the next loop at the end.
+    fn next_chunk(&mut self) -> Result<(), audio::AudioError> {
+        let Some(s) = &mut self.stream else {
+            // The gap is over: the file starts again (it may have changed; its rate must not).
+            let s = AudioStream::open(&self.path)?;
+            if s.sample_rate() != self.rate {
+                return Err(audio::AudioError::BadHeader {
+                    path: self.path.clone(),
+                    problem: format!("changed from {} Hz to {} Hz while playing", self.rate, s.sample_rate()),
+                });
+            }
+            self.stream = Some(s);
+            return Ok(());
+        };
+        match s.next_chunk()? {
+            Some(c) => {
+                self.chunk.clear();
+                self.chunk.extend_from_slice(c);
+                self.pos = 0;
+            }
+            None => {
+                self.stream = None;
+                if self.looped {
+                    self.gap_left = (LOOP_GAP_SECONDS * self.rate as f64) as u64;
+                } else {
+                    self.finished = true;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -292,6 +404,8 @@ struct Worker {
     events: Sender<Event>,
     counters: Arc<WorkerCounters>,
     pipeline: Option<Pipeline>,
+    /// The running model as loaded: what a restart after a panic runs again.
+    model: Option<(Model, PathBuf)>,
     model_gen: u32,
     mode: Mode,
     source: Option<Source>,
@@ -315,6 +429,7 @@ impl Worker {
             events,
             counters,
             pipeline: None,
+            model: None,
             model_gen: 0,
             mode: Mode::Spiking,
             source: None,
@@ -340,7 +455,7 @@ impl Worker {
         self.pipeline.as_ref().map_or(16_000, |p| p.sample_rate())
     }
 
-    fn run(&mut self, commands: Receiver<Command>) {
+    fn run(&mut self, commands: &Receiver<Command>) {
         loop {
             let errors_rx = self.capture.as_ref().map_or_else(never, |c| c.errors.clone());
             // The audio channel is polled, never waited on: a receiver blocked on it would make
@@ -397,6 +512,7 @@ impl Worker {
             }
             Command::SwapModel(m, path) => self.swap_model(*m, path),
             Command::Record { path, seconds } => self.record(path, seconds),
+            Command::InjectPanic(what) => panic!("{what}"),
             Command::Stop => {}
         }
     }
@@ -413,7 +529,8 @@ impl Worker {
         if rate != old_rate || !had_model {
             self.ring = AudioRing::new((MAX_RECORD_SECONDS * rate as f32) as usize);
         }
-        self.event(Event::Model { card: model.card, path, gen: self.model_gen });
+        self.event(Event::Model { card: model.card.clone(), path: path.clone(), gen: self.model_gen });
+        self.model = Some((model, path));
         self.event(Event::Thresholds(thresholds));
         self.event(Event::Mode(self.mode));
         // The resampler's output rate follows the model; the source may need reopening too
@@ -455,15 +572,18 @@ impl Worker {
                 },
                 Err(e) => self.fail(e.to_string()),
             },
-            Source::File { path, looped } => match open_file(path, rate) {
-                Ok((samples, file_rate, resampler)) => {
-                    let seconds = samples.len() as f64 / file_rate as f64;
-                    self.resampler = Some(resampler);
-                    self.file = Some(FilePlayer { samples, rate: file_rate, looped: *looped, started: Instant::now(), fed: 0 });
-                    self.event(Event::Source(SourceState::File { path: path.clone(), seconds, rate: file_rate }));
+            Source::File { path, looped } => {
+                let opened = FilePlayer::open(path, *looped).and_then(|f| Ok((StreamResampler::new(f.rate, rate)?, f)));
+                match opened {
+                    Ok((resampler, f)) => {
+                        let (seconds, file_rate) = (f.stream.as_ref().and_then(|s| s.duration_hint()), f.rate);
+                        self.resampler = Some(resampler);
+                        self.file = Some(f);
+                        self.event(Event::Source(SourceState::File { path: path.clone(), seconds, rate: file_rate }));
+                    }
+                    Err(e) => self.fail(e.to_string()),
                 }
-                Err(e) => self.fail(e),
-            },
+            }
         }
     }
 
@@ -520,6 +640,7 @@ impl Worker {
         let channels = self.capture.as_ref().map_or(1, |c| c.info.channels as usize);
         let mut mono = std::mem::take(&mut self.mono);
         capture::downmix(chunk.samples(), channels, &mut mono);
+        audio::sanitize(&mut mono);
         self.feed(&mono, now);
         self.mono = mono;
     }
@@ -528,11 +649,14 @@ impl Worker {
         let Some(f) = &mut self.file else { return };
         let mut mono = std::mem::take(&mut self.mono);
         mono.clear();
-        f.due(&mut mono);
+        let played = f.due(&mut mono);
         if !mono.is_empty() {
             self.feed(&mono, Instant::now());
         }
         self.mono = mono;
+        if let Err(e) = played {
+            self.fail(e.to_string());
+        }
     }
 
     /// Resamples mono audio at the source's rate and runs the pipeline over it.
@@ -608,12 +732,6 @@ impl Worker {
     }
 }
 
-fn open_file(path: &Path, to: u32) -> Result<(Vec<f32>, u32, StreamResampler), String> {
-    let a = audio::decode_file(path).map_err(|e| e.to_string())?;
-    let r = StreamResampler::new(a.sample_rate, to).map_err(|e| e.to_string())?;
-    Ok((a.samples, a.sample_rate, r))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,19 +748,32 @@ mod tests {
 
     #[test]
     fn file_player_loops_with_a_gap_and_follows_the_clock() {
-        let mut f = FilePlayer {
-            samples: vec![1.0; 100],
-            rate: 100,
-            looped: true,
-            started: Instant::now() - Duration::from_millis(2500),
-            fed: 0,
-        };
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("one-second.wav");
+        // 1 s at 4 kHz of a constant level, so file and gap are told apart.
+        audio::write_wav(&wav, &[0.5; 4000], 4000).unwrap();
+        let mut f = FilePlayer::open(&wav, true).unwrap();
+        f.started = Instant::now() - Duration::from_millis(2500);
         let mut out = Vec::new();
-        f.due(&mut out);
-        // 2.5 s at 100 Hz: 1 s of file, 1 s of gap, 0.5 s of file again.
-        assert!((249..=251).contains(&out.len()), "{}", out.len());
-        assert!(out[..100].iter().all(|&s| s == 1.0));
-        assert!(out[100..200].iter().all(|&s| s == 0.0));
-        assert!(out[200..].iter().all(|&s| s == 1.0));
+        f.due(&mut out).unwrap();
+        // 2.5 s at 4 kHz: 1 s of file, 1 s of gap, 0.5 s of the file again (reopened).
+        assert!((9990..=10010).contains(&out.len()), "{}", out.len());
+        let level = |s: f32| (s - 0.5).abs() < 1e-3;
+        assert!(out[..4000].iter().all(|&s| level(s)));
+        assert!(out[4000..8000].iter().all(|&s| s == 0.0));
+        assert!(out[8000..].iter().all(|&s| level(s)));
+    }
+
+    #[test]
+    fn a_file_played_once_turns_to_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("short.wav");
+        audio::write_wav(&wav, &[0.5; 400], 4000).unwrap();
+        let mut f = FilePlayer::open(&wav, false).unwrap();
+        f.started = Instant::now() - Duration::from_millis(1000);
+        let mut out = Vec::new();
+        f.due(&mut out).unwrap();
+        assert!(out.len() >= 4000);
+        assert!(out[..400].iter().all(|&s| s > 0.4) && out[400..].iter().all(|&s| s == 0.0));
     }
 }

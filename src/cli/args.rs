@@ -70,51 +70,7 @@ pub enum Command {
         json: bool,
     },
     /// Train a model (spikes forward, rate gradients backward, dt annealed to the target).
-    Train {
-        /// Folder with the real recordings (see ../shared/data/README.md).
-        #[arg(long, default_value = "../shared/data")]
-        data: PathBuf,
-        /// Folder of synthetic keyword speech made by `spikeword data synth` (skipped if absent).
-        #[arg(long, default_value = "data/synth")]
-        synth: PathBuf,
-        /// Run folder: checkpoints, logs and the final model.safetensors.
-        #[arg(long, default_value = "runs/kws12")]
-        out: PathBuf,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Training sequences composed afresh for every epoch.
-        #[arg(long)]
-        sequences_per_epoch: Option<usize>,
-        /// Seconds per training sequence.
-        #[arg(long)]
-        seconds: Option<f32>,
-        /// Use at most this many files per source (a quick run).
-        #[arg(long)]
-        limit_files: Option<usize>,
-        /// Spiking time step the schedule ends at.
-        #[arg(long)]
-        target_dt: Option<f32>,
-        /// Epochs of the non-spiking network before spiking starts.
-        #[arg(long)]
-        dense_epochs: Option<usize>,
-        /// Epochs over which dt decays geometrically from its start value to --target-dt.
-        #[arg(long)]
-        anneal_epochs: Option<usize>,
-        /// Spiking units in every hidden layer.
-        #[arg(long)]
-        units: Option<usize>,
-        /// Firing-rate regulariser weight.
-        #[arg(long)]
-        rate_reg: Option<f32>,
-        /// Continue from the run folder's last checkpoint.
-        #[arg(long)]
-        resume: bool,
-        /// Also copy the final model here (e.g. models/spikeword-kws12.safetensors).
-        #[arg(long)]
-        export: Option<PathBuf>,
-    },
+    Train(TrainArgs),
     /// Clip accuracy on a folder laid out like Speech Commands (one sub-folder per class),
     /// spiking model and its non-spiking twin side by side, with energy figures.
     Eval {
@@ -154,6 +110,9 @@ pub enum Command {
         /// At most this many clips or files per source (a quick look).
         #[arg(long)]
         limit: Option<usize>,
+        /// Play every recording this many dB louder or quieter (level robustness).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        gain_db: f32,
         /// Where to write the DET plot (PNG) and the whole report (same name, .json).
         #[arg(long, default_value = "det.png")]
         plot: PathBuf,
@@ -259,3 +218,64 @@ pub enum DataCommand {
     },
 }
 
+
+/// `spikeword train`: the defaults are the shipped model's settings.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Folder with the real recordings (see ../shared/data/README.md).
+    #[arg(long, default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Folder of synthetic keyword speech made by `spikeword data synth` (skipped if absent).
+    #[arg(long, default_value = "data/synth")]
+    pub synth: PathBuf,
+    /// Run folder: checkpoints, logs and the final model.safetensors.
+    #[arg(long, default_value = "runs/kws12")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training sequences composed afresh for every epoch.
+    #[arg(long)]
+    pub sequences_per_epoch: Option<usize>,
+    /// Seconds per training sequence.
+    #[arg(long)]
+    pub seconds: Option<f32>,
+    /// Use at most this many files per source (a quick run).
+    #[arg(long)]
+    pub limit_files: Option<usize>,
+    /// Front-end compression: log (log-mel) or pcen (per-channel energy normalisation).
+    #[arg(long, default_value = "log")]
+    pub frontend: String,
+    /// Any other setting of the run's configuration (see config.json in a run folder), as
+    /// dotted.path=JSON value, e.g. `--set compose.p_second_keyword=0.5 --set lr=0.001`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+    /// Memory channels of each layer (comma-separated, e.g. 32,16).
+    #[arg(long, value_delimiter = ',')]
+    pub memory_d: Option<Vec<usize>>,
+    /// Spiking time step the schedule ends at.
+    #[arg(long)]
+    pub target_dt: Option<f32>,
+    /// Epochs of the non-spiking network before spiking starts.
+    #[arg(long)]
+    pub dense_epochs: Option<usize>,
+    /// Epochs over which dt decays geometrically from its start value to --target-dt.
+    #[arg(long)]
+    pub anneal_epochs: Option<usize>,
+    /// Spiking units in every hidden layer.
+    #[arg(long)]
+    pub units: Option<usize>,
+    /// Firing-rate regulariser weight.
+    #[arg(long)]
+    pub rate_reg: Option<f32>,
+    /// Continue from the run folder's last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Also copy the final model here (e.g. models/spikeword-kws12.safetensors).
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// Skip choosing thresholds on the train and dev negatives at the end.
+    #[arg(long)]
+    pub no_calibrate: bool,
+}

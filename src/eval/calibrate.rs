@@ -30,7 +30,7 @@ pub fn calibrate(model: &Model, corpus: &Corpus, parts: &[Part], per_keyword_per
     let mut negatives: Vec<NegativeTrace> = Vec::new();
     let mut dev_clean = Vec::new();
     for &part in parts {
-        let opt = BenchmarkOptions { part, snr_db: vec![], threshold: None, dense_twin: false, limit, seed: 7 };
+        let opt = BenchmarkOptions { part, snr_db: vec![], threshold: None, dense_twin: false, limit, seed: 7, gain_db: 0.0 };
         let t = collect_traces(model, corpus, Mode::Spiking, &opt)?;
         negatives.extend(t.negatives);
         if part == Part::Dev {
@@ -58,4 +58,15 @@ pub fn calibrate(model: &Model, corpus: &Corpus, parts: &[Part], per_keyword_per
     let fa = sc.fa_per_hour(&negatives, &th).1;
     let dev_recall = sc.recall(&dev_clean, &th).recall;
     Ok(Calibration { thresholds, parts: parts.to_vec(), negative_hours: hours, false_alarms_per_hour: fa, dev_recall })
+}
+
+/// Writes chosen thresholds into a model's card, with how they were chosen.
+pub fn apply(model: &mut Model, c: &Calibration, per_keyword_per_hour: f64) {
+    model.card.detection.thresholds = c.thresholds.clone();
+    let mut record = serde_json::to_value(c).unwrap_or(serde_json::Value::Null);
+    record["per_keyword_false_alarms_per_hour"] = serde_json::json!(per_keyword_per_hour);
+    if !model.card.provenance.is_object() {
+        model.card.provenance = serde_json::json!({});
+    }
+    model.card.provenance["calibration"] = record;
 }

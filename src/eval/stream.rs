@@ -41,11 +41,13 @@ pub struct BenchmarkOptions {
     /// Use at most this many clips / files per source (quick runs and tests).
     pub limit: Option<usize>,
     pub seed: u64,
+    /// Gain applied to every recording (dB; clipped at full scale): level robustness.
+    pub gain_db: f32,
 }
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7 }
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0 }
     }
 }
 
@@ -156,6 +158,16 @@ fn run_trace(p: &mut Pipeline, x: &[f32], is_kw: &[bool], mut each: impl FnMut(&
     t
 }
 
+/// Decodes a recording at `rate` with the benchmark's gain applied.
+fn load_with_gain(path: &std::path::Path, rate: u32, gain_db: f32) -> Result<Vec<f32>, crate::audio::AudioError> {
+    let mut x = load_resampled(path, rate)?;
+    if gain_db != 0.0 {
+        let g = 10f32.powf(gain_db / 20.0);
+        x.iter_mut().for_each(|v| *v = (*v * g).clamp(-1.0, 1.0));
+    }
+    Ok(x)
+}
+
 /// Loads the test (or dev) audio once and streams it through the model in `mode`.
 pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &BenchmarkOptions) -> Result<Traces> {
     let rate = model.card.frontend.sample_rate;
@@ -197,7 +209,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         .par_iter()
         .enumerate()
         .map_init(new_pipeline, |p, (i, &(path, label))| {
-            let clip = load_resampled(path, rate)?;
+            let clip = load_with_gain(path, rate, opt.gain_db)?;
             let (x, span) = padded(&clip, rate);
             let (first, last) = (span.start / hop, x.len() / hop);
             p.reset();
@@ -267,7 +279,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             let mut samples = 0usize;
             let mut loaded = 0;
             for f in files {
-                let x = match load_resampled(f.path, rate) {
+                let x = match load_with_gain(f.path, rate, opt.gain_db) {
                     Ok(x) => x,
                     Err(e) => {
                         pb.println(format!("skipping {}: {e}", f.path.display()));

@@ -66,6 +66,9 @@ pub struct ComposeConfig {
     pub p_hard: f32,
     /// Share of real (rather than synthetic) keyword clips.
     pub p_real_keyword: f32,
+    /// Chance of a second keyword after the first one's window, where it fits.
+    #[serde(default)]
+    pub p_second_keyword: f32,
     /// Positive window: from `window_start` frames after the word's end to `window_end`.
     pub window_start: i32,
     pub window_end: i32,
@@ -93,6 +96,7 @@ impl Default for ComposeConfig {
             p_words: 0.2,
             p_hard: 0.1,
             p_real_keyword: 0.6,
+            p_second_keyword: 0.0,
             window_start: -2,
             window_end: 40,
             speech_hangover: 30,
@@ -219,10 +223,24 @@ pub fn compose(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng:
                 }
             }
             place(kw, start, cfg, rng, &mut placed);
-            if rng.gen_bool(0.2) {
-                if let Some(o) = pick(&pool.words, rng) {
-                    let gap = (rng.gen_range(0.1f32..0.5) * RATE as f32) as isize;
-                    place(o, end + gap, cfg, rng, &mut placed);
+            let after = end + win_after as isize + (rng.gen_range(0.05f32..0.4) * RATE as f32) as isize;
+            let second = if rng.gen::<f32>() < cfg.p_second_keyword {
+                if rng.gen::<f32>() < cfg.p_real_keyword { pick(&pool.keywords_real, rng) } else { pick(&pool.keywords_synth, rng) }
+            } else {
+                None
+            };
+            match second {
+                // A second keyword after the first one's window, if it and its own window fit.
+                Some(k2) if after + (k2.active.1 - k2.active.0) as isize + win_after as isize <= n as isize => {
+                    place(k2, after, cfg, rng, &mut placed);
+                }
+                _ => {
+                    if rng.gen_bool(0.2) {
+                        if let Some(o) = pick(&pool.words, rng) {
+                            let gap = (rng.gen_range(0.1f32..0.5) * RATE as f32) as isize;
+                            place(o, end + gap, cfg, rng, &mut placed);
+                        }
+                    }
                 }
             }
         }

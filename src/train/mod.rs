@@ -43,6 +43,10 @@ pub struct TrainConfig {
     /// Sequences composed afresh for every epoch.
     pub sequences_per_epoch: usize,
     pub layers: Vec<LayerSpec>,
+    /// Delta-coding step of layer 0's input (0: off). Each layer's memory read-out has its
+    /// own in `layers[l].memory_delta`. Both are in the loop whenever the network spikes.
+    #[serde(default)]
+    pub input_delta: f32,
     pub frontend: FrontEndConfig,
     /// Epochs run as the non-spiking (ReLU) network before spiking starts.
     pub dense_epochs: usize,
@@ -88,6 +92,7 @@ impl Default for TrainConfig {
                 LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 256, memory_delta: 0.0 },
                 LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 256, memory_delta: 0.0 },
             ],
+            input_delta: 0.0,
             frontend: FrontEndConfig::default(),
             dense_epochs: 6,
             start_dt: 16.0,
@@ -254,7 +259,7 @@ impl DevMetrics {
 }
 
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
-    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11 };
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, gain_db: 0.0 };
     let traces = collect_traces(model, corpus, mode, &opt)?;
     let r = score(model, traces, mode, &opt);
     let at2 = r.recall_at.iter().find(|a| a.false_alarms_per_hour == 2.0);
@@ -298,7 +303,7 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
         name: "spikeword-kws12".into(),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         frontend: cfg.frontend.clone(),
-        architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt, input_delta: 0.0 },
+        architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt, input_delta: cfg.input_delta },
         detection: DetectionConfig { smoothing_frames: cfg.smoothing_frames, ..Default::default() },
         provenance: serde_json::json!({ "train_config": cfg }),
         metrics,
