@@ -48,11 +48,9 @@ fn a_pure_tone_lands_in_its_mel_band() {
 
 #[test]
 fn bad_front_end_parameters_are_rejected() {
-    let mut cfg = FrontEndConfig::default();
-    cfg.n_fft = 500;
+    let cfg = FrontEndConfig { n_fft: 500, ..FrontEndConfig::default() };
     assert!(FrontEnd::new(cfg).is_err());
-    let mut cfg = FrontEndConfig::default();
-    cfg.f_max = 20_000.0;
+    let cfg = FrontEndConfig { f_max: 20_000.0, ..FrontEndConfig::default() };
     assert!(FrontEnd::new(cfg).is_err());
 }
 

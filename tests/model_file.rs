@@ -21,8 +21,11 @@ fn round_trip_preserves_card_and_weights() {
     }
 }
 
+/// (name, shape, little-endian f32 bytes) of one tensor.
+type RawTensor = (String, Vec<usize>, Vec<u8>);
+
 /// Re-serialises with a replaced card JSON and/or tensors.
-fn rewrite(m: &Model, card: serde_json::Value, tensors: Option<Vec<(String, Vec<usize>, Vec<u8>)>>) -> Vec<u8> {
+fn rewrite(m: &Model, card: serde_json::Value, tensors: Option<Vec<RawTensor>>) -> Vec<u8> {
     let tensors = tensors.unwrap_or_else(|| {
         m.weights
             .tensors()

@@ -31,6 +31,8 @@ fn stream(net: &mut Network, x: &[f32]) -> (Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>) {
 }
 
 #[test]
+// Indexing frames, layers and units by number mirrors the two layouts being compared.
+#[allow(clippy::needless_range_loop)]
 fn streaming_step_equals_whole_sequence_computation() {
     let a = arch(1.0);
     let w = Weights::random(&a, 7);

@@ -244,8 +244,9 @@ pub struct TrainArgs {
     /// Use at most this many files per source (a quick run).
     #[arg(long)]
     pub limit_files: Option<usize>,
-    /// Front-end compression: log (log-mel) or pcen (per-channel energy normalisation).
-    #[arg(long, default_value = "log")]
+    /// Front-end compression: pcen (per-channel energy normalisation, level-independent; won
+    /// on the dev part) or log (plain log-mel).
+    #[arg(long, default_value = "pcen")]
     pub frontend: String,
     /// Any other setting of the run's configuration (see config.json in a run folder), as
     /// dotted.path=JSON value, e.g. `--set compose.p_second_keyword=0.5 --set lr=0.001`.

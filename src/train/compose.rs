@@ -301,15 +301,13 @@ pub fn compose(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng:
             let ws = ke as i64 + cfg.window_start as i64;
             let we = ke as i64 + cfg.window_end as i64;
             // While the word is said (and when its window would not fit), no target.
-            for f in ks.min(frames)..(ws.max(0) as usize).min(frames) {
-                ignore[f] = true;
-            }
+            let quiet_end = (ws.max(0) as usize).min(frames);
+            ignore[ks.min(quiet_end)..quiet_end].iter_mut().for_each(|v| *v = true);
             if ws >= 0 && we < frames as i64 && ke > ks {
                 windows.push((ws as usize, we as usize, k.label));
             } else {
-                for f in ks.min(frames)..(we.max(0) as usize + 1).min(frames) {
-                    ignore[f] = true;
-                }
+                let end = (we.max(0) as usize + 1).min(frames);
+                ignore[ks.min(end)..end].iter_mut().for_each(|v| *v = true);
             }
         }
     }

@@ -362,7 +362,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         let (mode, dt) = cfg.schedule(epoch);
         arch.dt = dt;
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        if cfg.mine_every > 0 && epoch >= cfg.dense_epochs && (epoch - cfg.dense_epochs) % cfg.mine_every == 0 && (epoch > 0) {
+        if cfg.mine_every > 0 && epoch >= cfg.dense_epochs && (epoch - cfg.dense_epochs).is_multiple_of(cfg.mine_every) && (epoch > 0) {
             let model = Model { card: card(cfg, dt, serde_json::Value::Null), weights: w.clone() };
             let opt = mine::MineOptions { threshold: cfg.mine_threshold, fraction: cfg.mine_fraction, seconds: cfg.compose.seconds, after_s: 0.5, mode };
             let found = mine::mine(&model, &pool, &opt, &mut rng);
