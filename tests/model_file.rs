@@ -24,6 +24,18 @@ fn round_trip_preserves_card_and_weights() {
 /// (name, shape, little-endian f32 bytes) of one tensor.
 type RawTensor = (String, Vec<usize>, Vec<u8>);
 
+/// Sets the card field at `path` (object keys, or array indices written as numbers).
+fn set_path(card: &mut serde_json::Value, path: &[&str], value: serde_json::Value) {
+    let mut v = card;
+    for k in &path[..path.len() - 1] {
+        v = match k.parse::<usize>() {
+            Ok(i) => &mut v[i],
+            Err(_) => &mut v[*k],
+        };
+    }
+    v[*path.last().unwrap()] = value;
+}
+
 /// Re-serialises with a replaced card JSON and/or tensors.
 fn rewrite(m: &Model, card: serde_json::Value, tensors: Option<Vec<RawTensor>>) -> Vec<u8> {
     let tensors = tensors.unwrap_or_else(|| {
@@ -111,14 +123,7 @@ fn absurd_dimensions_are_rejected_before_allocation() {
         (vec!["architecture", "dt"], serde_json::json!(0.0)),
     ] {
         let mut card = card_json(&m);
-        let mut v = &mut card;
-        for k in &path[..path.len() - 1] {
-            v = match k.parse::<usize>() {
-                Ok(i) => &mut v[i],
-                Err(_) => &mut v[*k],
-            };
-        }
-        v[*path.last().unwrap()] = value.clone();
+        set_path(&mut card, &path, value.clone());
         match Model::from_bytes(&rewrite(&m, card, None)) {
             Err(ModelError::AbsurdDimension { .. }) => {}
             other => panic!("{path:?} = {value}: {other:?}"),
@@ -136,7 +141,7 @@ fn missing_metadata_and_missing_tensor_are_told_apart() {
     };
     assert!(matches!(Model::from_bytes(&bytes_no_meta), Err(ModelError::MissingMetadata)));
     bytes_no_meta.clear();
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = m
+    let tensors: Vec<RawTensor> = m
         .weights
         .tensors()
         .into_iter()
@@ -166,14 +171,7 @@ fn delta_steps_are_validated_and_optional() {
         (vec!["architecture", "input_delta"], serde_json::json!(f32::MAX), "input_delta"),
     ] {
         let mut card = card_json(&m);
-        let mut v = &mut card;
-        for k in &path[..path.len() - 1] {
-            v = match k.parse::<usize>() {
-                Ok(i) => &mut v[i],
-                Err(_) => &mut v[*k],
-            };
-        }
-        v[*path.last().unwrap()] = value.clone();
+        set_path(&mut card, &path, value.clone());
         match Model::from_bytes(&rewrite(&m, card, None)) {
             Err(e @ ModelError::AbsurdDimension { .. }) => assert!(e.to_string().contains(field), "{e}"),
             other => panic!("{path:?} = {value}: {other:?}"),

@@ -1,7 +1,7 @@
 //! The time plots: probability traces with thresholds, spike counts, and the two heat maps
 //! (log-mel spectrogram, spike raster) drawn as textures updated every frame.
 
-use super::state::{Dashboard, RingMatrix, HISTORY_FRAMES, HISTORY_SECONDS};
+use super::state::{Dashboard, LayerHistory, Ring, RingMatrix, HISTORY_FRAMES, HISTORY_SECONDS};
 use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
 use egui_plot::{HLine, Legend, Line, LineStyle, Plot, PlotPoints};
 
@@ -89,31 +89,29 @@ pub fn probabilities(ui: &mut egui::Ui, state: &Dashboard, height: f32) {
 
 /// Spikes per frame per layer over the last seconds.
 pub fn spike_trace(ui: &mut egui::Ui, state: &Dashboard, height: f32) {
-    let xs = rel_times(state);
-    Plot::new("spikes")
-        .height(height)
-        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
-        .include_x(-HISTORY_SECONDS)
-        .include_x(0.0)
-        .include_y(0.0)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false)
-        .x_axis_label("seconds")
-        .y_axis_label("spikes / frame")
-        .show(ui, |p| {
-            for (l, h) in state.layers.iter().enumerate() {
-                let pts: PlotPoints = xs.iter().zip(h.spikes.iter()).map(|(&x, &y)| [x, y as f64]).collect();
-                p.line(Line::new(format!("layer {l}"), pts).color(color_for(l + 4)).width(1.5));
-            }
-        });
+    layer_trace(ui, state, height, "spikes", "spikes / frame", "layer", 4, |h| &h.spikes);
 }
 
 /// Memory read-out events (delta-coded memory states that changed level) per frame per
 /// layer over the last seconds: the memory's share of the event-driven work.
 pub fn memory_event_trace(ui: &mut egui::Ui, state: &Dashboard, height: f32) {
+    layer_trace(ui, state, height, "memory_events", "memory events / frame", "memory", 6, |h| &h.memory_events);
+}
+
+/// One line per layer of a per-frame count over the last seconds.
+#[allow(clippy::too_many_arguments)]
+fn layer_trace<T: Copy + Into<f64>>(
+    ui: &mut egui::Ui,
+    state: &Dashboard,
+    height: f32,
+    id: &str,
+    y_label: &str,
+    line_name: &str,
+    first_color: usize,
+    series: impl Fn(&LayerHistory) -> &Ring<T>,
+) {
     let xs = rel_times(state);
-    Plot::new("memory_events")
+    Plot::new(id)
         .height(height)
         .legend(Legend::default().position(egui_plot::Corner::LeftTop))
         .include_x(-HISTORY_SECONDS)
@@ -123,11 +121,11 @@ pub fn memory_event_trace(ui: &mut egui::Ui, state: &Dashboard, height: f32) {
         .allow_zoom(false)
         .allow_scroll(false)
         .x_axis_label("seconds")
-        .y_axis_label("memory events / frame")
+        .y_axis_label(y_label)
         .show(ui, |p| {
             for (l, h) in state.layers.iter().enumerate() {
-                let pts: PlotPoints = xs.iter().zip(h.memory_events.iter()).map(|(&x, &y)| [x, y as f64]).collect();
-                p.line(Line::new(format!("memory {l}"), pts).color(color_for(l + 6)).width(1.5));
+                let pts: PlotPoints = xs.iter().zip(series(h).iter()).map(|(&x, &y)| [x, y.into()]).collect();
+                p.line(Line::new(format!("{line_name} {l}"), pts).color(color_for(l + first_color)).width(1.5));
             }
         });
 }
