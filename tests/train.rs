@@ -118,8 +118,27 @@ fn training_lowers_the_loss_and_the_export_matches_inference() {
     assert_eq!(examples[0].features.len(), cfg.frames() * 40);
     let _ = FrontEnd::new(cfg.frontend.clone()).unwrap();
 
-    // Resuming from the checkpoint continues, rather than restarting.
+    // The weight average runs over the epochs after dt reached its target (4, 5, 6): it is
+    // neither the last epoch's weights nor left at zero.
+    let averaged = |d: &std::path::Path| -> u64 {
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("checkpoint.json")).unwrap()).unwrap();
+        state["averaged"].as_u64().unwrap()
+    };
+    assert_eq!(averaged(dir.path()), 3);
+    let average = Model::load(&dir.path().join("average.safetensors")).unwrap();
+    let last_weights = Model::load(&dir.path().join("checkpoint.safetensors")).unwrap().weights;
+    assert_ne!(average.weights, last_weights);
+    let w_last = last_weights.tensors();
+    let w_avg = average.weights.tensors();
+    let (_, out_last) = w_last.last().unwrap();
+    let (_, out_avg) = w_avg.last().unwrap();
+    let dist = out_last.iter().zip(out_avg.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+    let norm = out_last.iter().map(|a| a * a).sum::<f32>().sqrt();
+    assert!(dist > 0.0 && dist < 0.5 * norm, "average is {dist} from the last weights (norm {norm})");
+
+    // Resuming from the checkpoint continues, rather than restarting; so does the average.
     let more = TrainConfig { epochs: 7, ..cfg };
     let resumed = train(&more, true, Some(pool())).unwrap();
     assert_eq!(resumed.card.metrics["epochs"].as_array().unwrap().len(), 7);
+    assert_eq!(averaged(dir.path()), 4);
 }

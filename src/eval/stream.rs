@@ -246,31 +246,13 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             noisy[k].push(t);
         }
     }
-    // Negatives: each source one long stream, never reset; sentences carry their aligned
-    // keywords so that hearing them is not a false alarm.
-    struct NegFile<'a> {
-        path: &'a std::path::Path,
-        segments: Vec<(f32, f32, u16)>,
-    }
-    let mut sources: BTreeMap<(&'static str, NegativeKind), Vec<NegFile>> = BTreeMap::new();
-    for f in corpus.negatives.iter().filter(|f| f.part == opt.part) {
-        sources.entry((f.source, f.kind)).or_default().push(NegFile { path: &f.path, segments: Vec::new() });
-    }
-    for s in corpus.sentences.iter().filter(|s| s.part == opt.part) {
-        let segments = s.keywords.iter().map(|k| (k.start, k.end, k.label as u16)).collect();
-        sources.entry(("speechocean762", NegativeKind::Continuous)).or_default().push(NegFile { path: &s.path, segments });
-    }
-    let sources: Vec<((&'static str, NegativeKind), Vec<NegFile>)> =
-        sources.into_iter().map(|(k, mut v)| {
-            v.truncate(limit);
-            (k, v)
-        }).collect();
-    let total: usize = sources.iter().map(|(_, v)| v.len()).sum();
+    let sources = negative_streams(corpus, opt.part, limit);
+    let total: usize = sources.iter().map(|s| s.files.len()).sum();
     let pb = progress_bar(total as u64, &format!("{mode:?}: negatives"));
     let fs = model.card.frontend.frame_seconds();
     let negatives: Vec<Result<(NegativeTrace, ActivityMeter)>> = sources
         .par_iter()
-        .map(|((source, kind), files)| {
+        .map(|NegativeStream { source, kind, files }| {
             let mut p = new_pipeline();
             let mut meter = ActivityMeter::new(&p.network, fs);
             let mut trace = Vec::new();
@@ -319,6 +301,40 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         None => ActivityMeter::new(&Pipeline::new(model).network, fs).report(),
     };
     Ok(Traces { clean, noisy, negatives: out, energy })
+}
+
+/// One held-out negative file; sentences carry their aligned keywords (seconds from the file's
+/// start, label) so that hearing them is not a false alarm.
+pub struct NegativeFileRef<'a> {
+    pub path: &'a std::path::Path,
+    pub segments: Vec<(f32, f32, u16)>,
+}
+
+/// The negatives of one source in `part`, streamed as one long recording, never reset.
+pub struct NegativeStream<'a> {
+    pub source: &'static str,
+    pub kind: NegativeKind,
+    pub files: Vec<NegativeFileRef<'a>>,
+}
+
+/// Every negative source of `part` (at most `limit` files each), in a fixed order: what
+/// `eval-stream` counts false alarms on, and what other engines are compared on.
+pub fn negative_streams(corpus: &Corpus, part: Part, limit: usize) -> Vec<NegativeStream<'_>> {
+    let mut sources: BTreeMap<(&'static str, NegativeKind), Vec<NegativeFileRef>> = BTreeMap::new();
+    for f in corpus.negatives.iter().filter(|f| f.part == part) {
+        sources.entry((f.source, f.kind)).or_default().push(NegativeFileRef { path: &f.path, segments: Vec::new() });
+    }
+    for s in corpus.sentences.iter().filter(|s| s.part == part) {
+        let segments = s.keywords.iter().map(|k| (k.start, k.end, k.label as u16)).collect();
+        sources.entry(("speechocean762", NegativeKind::Continuous)).or_default().push(NegativeFileRef { path: &s.path, segments });
+    }
+    sources
+        .into_iter()
+        .map(|((source, kind), mut files)| {
+            files.truncate(limit);
+            NegativeStream { source, kind, files }
+        })
+        .collect()
 }
 
 /// Scores traces at per-keyword thresholds (`th(class)`).

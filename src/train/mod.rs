@@ -73,6 +73,11 @@ pub struct TrainConfig {
     pub max_hard_negatives: usize,
     /// Measure the streaming metric on the dev part every this many epochs (and at the end).
     pub eval_every: usize,
+    /// Average the weights of this many last epochs (stochastic weight averaging: a flatter
+    /// solution that is less tied to the few real training speakers) and keep the average if
+    /// the dev streaming metric prefers it to the best single epoch. 0: off.
+    #[serde(default)]
+    pub average_last: usize,
     /// Use at most this many files per source (tests and quick runs).
     pub limit_files: Option<usize>,
 }
@@ -112,6 +117,7 @@ impl Default for TrainConfig {
             mine_fraction: 0.4,
             max_hard_negatives: 4000,
             eval_every: 2,
+            average_last: 8,
             limit_files: None,
         }
     }
@@ -294,6 +300,9 @@ struct Checkpoint {
     adam_t: i32,
     log: Vec<EpochLog>,
     best_score: Option<f64>,
+    /// Epochs summed into `average.safetensors` so far.
+    #[serde(default)]
+    averaged: usize,
 }
 
 /// The model card of the current weights.
@@ -343,6 +352,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let ckpt_model = cfg.out.join("checkpoint.safetensors");
     let ckpt_state = cfg.out.join("checkpoint.json");
     let best_path = cfg.out.join("best.safetensors");
+    let avg_path = cfg.out.join("average.safetensors");
+    let mut avg: Option<Weights> = None;
+    let mut averaged = 0usize;
     if resume && ckpt_state.is_file() {
         let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
         w = Model::load(&ckpt_model)?.weights;
@@ -352,6 +364,10 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         start = c.next_epoch;
         log = c.log;
         best_score = c.best_score;
+        averaged = c.averaged;
+        if averaged > 0 {
+            avg = Some(Model::load(&avg_path)?.weights);
+        }
         eprintln!("resuming at epoch {}", start + 1);
     }
     let is_kw: Vec<bool> = LABELS.iter().map(|l| is_keyword(l)).collect();
@@ -471,24 +487,50 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
                 eprintln!("  best so far by the dev streaming metric (score {:.3})", d.score());
             }
         }
+        if cfg.average_last > 0 && annealed && epoch + cfg.average_last >= cfg.epochs {
+            // Running mean of the weights after each of the last epochs.
+            let a = avg.get_or_insert_with(|| Weights::zeros(&arch));
+            averaged += 1;
+            let k = 1.0 / averaged as f32;
+            for (x, (_, y)) in a.tensors_mut().into_iter().zip(w.tensors()) {
+                x.iter_mut().zip(y).for_each(|(p, q)| *p += k * (q - *p));
+            }
+            Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }.save(&avg_path)?;
+        }
         let metrics = serde_json::json!({ "epochs": log });
         Model { card: card(cfg, dt, metrics), weights: w.clone() }.save(&ckpt_model)?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&cfg.out.join("adam_m.safetensors"))?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&cfg.out.join("adam_v.safetensors"))?;
-        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score })?)?;
+        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
     }
-    let (_, dt) = cfg.schedule(cfg.epochs.saturating_sub(1));
-    let (chosen, chosen_epoch) = if best_path.is_file() {
+    let (mode, dt) = cfg.schedule(cfg.epochs.saturating_sub(1));
+    let (mut chosen, chosen_epoch) = if best_path.is_file() {
         let m = Model::load(&best_path)?;
         let e = m.card.metrics["chosen_epoch"].as_u64().unwrap_or(cfg.epochs as u64);
         (m.weights, e as usize)
     } else {
         (w, cfg.epochs)
     };
+    let mut average = serde_json::Value::Null;
+    if let (Some(a), Some(c)) = (avg, &corpus) {
+        let d = dev_metrics(&Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }, c, mode, cfg.limit_files)?;
+        let kept = best_score.is_none_or(|b| d.score() >= b);
+        eprintln!(
+            "average of the last {averaged} epochs: dev score {:.3} (best single epoch {:.3}): {}",
+            d.score(),
+            best_score.unwrap_or(f64::NAN),
+            if kept { "kept" } else { "not kept" }
+        );
+        average = serde_json::json!({ "epochs": averaged, "dev": d, "kept": kept });
+        if kept {
+            chosen = a;
+        }
+    }
     arch.dt = dt;
     let metrics = serde_json::json!({
         "selection": "best dev streaming score (mean of clean and 10 dB recall at <= 2 false alarms/h on the dev part) after dt reached its target",
         "chosen_epoch": chosen_epoch,
+        "weight_average": average,
         "training_audio": summary,
         "epochs": log,
     });
