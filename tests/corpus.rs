@@ -89,3 +89,29 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
         assert!((at.false_alarms_per_hour - m.false_alarms_per_hour).abs() < 1e-6);
     }
 }
+
+#[test]
+fn every_false_alarm_is_located_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    let c = corpus::load(dir.path()).unwrap();
+    // Threshold 0: the detector fires once per refractory time on every negative file.
+    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![], threshold: Some(0.0), dense_twin: false, limit: None, seed: 1, gain_db: 0.0 };
+    let r = benchmark(&small_model(5), &c, &opt).unwrap();
+    let m = &r.results[0];
+    assert!(m.false_alarms > 0);
+    let duration = |p: &Path| spikeword::audio::load_resampled(p, 16_000).unwrap().len() as f64 / 16_000.0;
+    for n in &m.negatives {
+        assert_eq!(n.events.len(), n.false_alarms, "{}", n.source);
+        for e in &n.events {
+            let f = c.negatives.iter().find(|f| f.path == e.file).expect("a negative file");
+            assert_eq!(f.part, Part::Test);
+            assert!(e.at_s >= 0.0 && e.at_s < duration(&e.file), "{} s in {}", e.at_s, e.file.display());
+            assert!(spikeword::detect::is_keyword(&e.keyword));
+        }
+        // Consecutive alarms in one file are at least the refractory time apart.
+        for w in n.events.windows(2).filter(|w| w[0].file == w[1].file) {
+            assert!(w[1].at_s - w[0].at_s >= 0.99, "{:?}", w);
+        }
+    }
+}

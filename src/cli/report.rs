@@ -127,6 +127,7 @@ pub fn print_card(path: &Path, m: &Model) {
 
 pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    const MAX_LISTED_FALSE_ALARMS: usize = 10;
     for m in &r.results {
         println!("== {:?} ==", m.mode);
         println!(
@@ -156,6 +157,14 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
                 n.false_alarms_per_hour,
                 if n.excused > 0 { format!(", {} detections of keywords the sentences say", n.excused) } else { String::new() }
             );
+        }
+        // Where they were, so they can be listened to (the first few; all are in the JSON).
+        let events: Vec<_> = m.negatives.iter().flat_map(|n| &n.events).collect();
+        for e in events.iter().take(MAX_LISTED_FALSE_ALARMS) {
+            println!("    {:<6} at {:>5.2} s in {}", e.keyword, e.at_s, e.file.display());
+        }
+        if events.len() > MAX_LISTED_FALSE_ALARMS {
+            println!("    ... and {} more (all in the JSON report)", events.len() - MAX_LISTED_FALSE_ALARMS);
         }
         if m.in_sentence.clips > 0 {
             println!("keywords said inside held-out sentences detected: {:.1}% ({} of {})", 100.0 * m.in_sentence.recall, m.in_sentence.caught, m.in_sentence.clips);

@@ -73,6 +73,8 @@ pub struct NegativeTrace {
     pub excused: Vec<Option<u16>>,
     /// (frame range, label) of the keywords said inside sentences, for in-sentence recall.
     pub said: Vec<(usize, usize, u16)>,
+    /// (first frame, file) of each file in the stream, in order: where a false alarm was.
+    pub file_starts: Vec<(usize, std::path::PathBuf)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +98,16 @@ pub struct NegativeResult {
     pub false_alarms_per_hour: f64,
     /// Detections of a keyword the sentence really says, inside its aligned segment.
     pub excused: usize,
+    /// Every false alarm: which file, when, which keyword (to listen to them).
+    pub events: Vec<FalseAlarm>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FalseAlarm {
+    pub file: std::path::PathBuf,
+    /// Seconds from the start of that file.
+    pub at_s: f64,
+    pub keyword: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,6 +272,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             let mut said = Vec::new();
             let mut samples = 0usize;
             let mut loaded = 0;
+            let mut file_starts = Vec::new();
             for f in files {
                 let x = match load_with_gain(f.path, rate, opt.gain_db) {
                     Ok(x) => x,
@@ -270,6 +283,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                     }
                 };
                 let at = trace.len();
+                file_starts.push((at, f.path.to_path_buf()));
                 trace.extend(run_trace(&mut p, &x, &is_kw, |r| meter.record(r.network)));
                 excused.resize(trace.len(), None);
                 for &(s, e, l) in &f.segments {
@@ -282,7 +296,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                 loaded += 1;
                 pb.inc(1);
             }
-            Ok((NegativeTrace { source, kind: *kind, files: loaded, seconds: samples as f64 / rate as f64, trace, excused, said }, meter))
+            Ok((NegativeTrace { source, kind: *kind, files: loaded, seconds: samples as f64 / rate as f64, trace, excused, said, file_starts }, meter))
         })
         .collect();
     pb.finish_and_clear();
@@ -367,6 +381,19 @@ impl Scorer<'_> {
         (ev.len() - excused, excused)
     }
 
+    /// The false alarms of one negative stream, located in their files (`fs`: seconds per frame).
+    pub fn false_alarm_events(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32, fs: f64) -> Vec<FalseAlarm> {
+        simulate_with(&n.trace, th, self.refractory)
+            .into_iter()
+            .filter(|(f, c)| n.excused[*f] != Some(*c))
+            .filter_map(|(f, c)| {
+                let k = n.file_starts.partition_point(|(start, _)| *start <= f).checked_sub(1)?;
+                let (start, file) = &n.file_starts[k];
+                Some(FalseAlarm { file: file.clone(), at_s: (f - start) as f64 * fs, keyword: self.labels[c as usize].clone() })
+            })
+            .collect()
+    }
+
     pub fn in_sentence(&self, negs: &[NegativeTrace], th: &impl Fn(u16) -> f32) -> Recall {
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let mut caught = 0;
@@ -432,6 +459,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
             false_alarms: fa,
             false_alarms_per_hour: fa as f64 / hours.max(1e-9),
             excused,
+            events: sc.false_alarm_events(n, &th, fs),
         });
     }
     let negative_hours: f64 = negatives.iter().map(|n| n.hours).sum();
