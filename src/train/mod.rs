@@ -89,13 +89,13 @@ impl Default for TrainConfig {
             synth: Some(PathBuf::from("data/synth")),
             out: PathBuf::from("runs/kws12"),
             seed: 1,
-            epochs: 30,
+            epochs: 45,
             batch: 32,
             lr: 2e-3,
             sequences_per_epoch: 5000,
             layers: vec![
-                LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 256, memory_delta: 0.0 },
-                LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 256, memory_delta: 0.0 },
+                LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 384, memory_delta: 0.0 },
+                LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 384, memory_delta: 0.0 },
             ],
             input_delta: 0.0,
             frontend: FrontEndConfig::default(),
@@ -117,7 +117,7 @@ impl Default for TrainConfig {
             mine_fraction: 0.4,
             max_hard_negatives: 4000,
             eval_every: 2,
-            average_last: 8,
+            average_last: 12,
             limit_files: None,
         }
     }
