@@ -528,7 +528,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     }
     arch.dt = dt;
     let metrics = serde_json::json!({
-        "selection": "best dev streaming score (mean of clean and 10 dB recall at <= 2 false alarms/h on the dev part) after dt reached its target",
+        "selection": "best dev streaming score (mean of clean and 10 dB recall at <= 2 false alarms/h on the dev part) after dt reached its target; the weight average instead when weight_average.kept",
         "chosen_epoch": chosen_epoch,
         "weight_average": average,
         "training_audio": summary,
@@ -537,6 +537,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let model = Model { card: card(cfg, dt, metrics), weights: chosen };
     let out = cfg.out.join("model.safetensors");
     model.save(&out)?;
-    eprintln!("saved {} (epoch {chosen_epoch})", out.display());
+    let which = if average["kept"] == serde_json::Value::Bool(true) { format!("average of the last {averaged} epochs") } else { format!("epoch {chosen_epoch}") };
+    eprintln!("saved {} ({which})", out.display());
     Ok(model)
 }
