@@ -365,13 +365,20 @@ pub fn signals(ui: &mut egui::Ui, state: &Dashboard, spec: &Option<TextureHandle
 /// Per-layer activity numbers and the operation counts.
 pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
     ui.label(RichText::new("Spikes (over the last 5 s)").strong());
-    egui::Grid::new("spike_stats").striped(true).num_columns(5).spacing([14.0, 3.0]).show(ui, |ui| {
-        for h in ["layer", "spikes/frame", "active", "bits/activity", "memory events/frame"] {
-            ui.label(RichText::new(h).weak());
+    // Short headers: the grid shares half the window with the performance table.
+    egui::Grid::new("spike_stats").striped(true).num_columns(5).spacing([10.0, 3.0]).show(ui, |ui| {
+        for (h, tip) in [
+            ("layer (units)", "layer and its number of spiking units"),
+            ("spikes/fr", "spikes per 10 ms frame"),
+            ("active", "share of neuron-frames with at least one spike"),
+            ("bits/act", "bits per activity (the paper: at most 3.74)"),
+            ("mem ev/fr", "memory read-out events (delta coding) per frame"),
+        ] {
+            ui.label(RichText::new(h).weak()).on_hover_text(tip);
         }
         ui.end_row();
         for l in 0..state.layers.len() {
-            ui.label(RichText::new(format!("L{l} ({} units)", state.layers[l].units)).color(color_for(l + 4)));
+            ui.label(RichText::new(format!("L{l} ({})", state.layers[l].units)).color(color_for(l + 4)));
             ui.label(RichText::new(format!("{:.1}", state.spikes_per_frame(l))).monospace());
             ui.label(RichText::new(format!("{:.1} %", 100.0 * state.active_fraction(l))).monospace());
             let bits = match state.bits_per_activity(l) {
@@ -387,21 +394,21 @@ pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
     let (ops, macs) = state.ops_per_second();
     ui.add_space(4.0);
     let kind = if state.window_is_spiking() { "spike-driven" } else { "(twin: every input row)" };
-    ui.label(format!(
+    ui.add(egui::Label::new(format!(
         "synaptic ops: {}op/s {kind} vs {}MAC/s dense ({:.1} %)",
         si(ops),
         si(macs),
         if macs > 0.0 { 100.0 * ops / macs } else { 0.0 }
-    ));
+    )).wrap());
     let (adds, mults, dense) = state.network_ops_per_frame();
-    ui.label(format!(
+    ui.add(egui::Label::new(format!(
         "whole network per frame: {} adds + {} multiplies vs {} dense MACs ({:.1} %); input events {:.1}/frame",
         si(adds),
         si(mults),
         si(dense),
         if dense > 0.0 { 100.0 * (adds + mults) / dense } else { 0.0 },
         state.input_events_per_frame()
-    ));
+    )).wrap());
 }
 
 /// Per-stage latency, real-time factor, delivery delay, drops.
