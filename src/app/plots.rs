@@ -158,7 +158,10 @@ pub fn update_texture(ctx: &egui::Context, slot: &mut Option<TextureHandle>, nam
 pub fn spectrogram_image(m: &RingMatrix) -> ColorImage {
     let hi = m.iter().flat_map(|r| r.iter().copied()).fold(f32::MIN, f32::max);
     let hi = if hi.is_finite() { hi.max(-2.0) } else { 0.0 };
-    let lo = hi - 12.0;
+    // At most 12 (natural-log units) below the peak, as for log-mel, but no lower than the
+    // window's minimum: PCEN frames span only a few units, and silence must stay dark.
+    let min = m.iter().flat_map(|r| r.iter().copied()).filter(|v| v.is_finite()).fold(f32::MAX, f32::min);
+    let lo = (hi - 12.0).max(min.min(hi - 0.5));
     heat_image(m, |v| if v.is_nan() { Color32::from_rgb(8, 6, 24) } else { inferno((v - lo) / (hi - lo)) })
 }
 
@@ -191,6 +194,21 @@ mod tests {
         // Bottom row (band 0), rightmost column.
         assert_eq!(img.pixels[HISTORY_FRAMES + HISTORY_FRAMES - 1], Color32::WHITE);
         assert_eq!(img.pixels[HISTORY_FRAMES - 1], Color32::BLACK);
+    }
+
+    #[test]
+    fn spectrogram_quietest_band_is_dark_for_pcen_and_log_mel_ranges() {
+        let dark = inferno(0.0);
+        // PCEN-like: values 0..2; log-mel-like: a -27 floor far below the 12-unit window.
+        for (quiet, loud) in [(0.0f32, 2.0f32), (-27.0, 1.0)] {
+            let mut m = RingMatrix::new(2, HISTORY_FRAMES);
+            m.push(&[quiet, loud]);
+            let img = spectrogram_image(&m);
+            let lum = |c: Color32| c.r() as u32 + c.g() as u32 + c.b() as u32;
+            let q = img.pixels[HISTORY_FRAMES + HISTORY_FRAMES - 1];
+            assert_eq!(lum(q), lum(dark), "quiet band {quiet} drawn as {q:?}");
+            assert!(lum(img.pixels[HISTORY_FRAMES - 1]) > lum(dark) + 200);
+        }
     }
 
     #[test]
