@@ -156,11 +156,11 @@ pub fn update_texture(ctx: &egui::Context, slot: &mut Option<TextureHandle>, nam
 /// Colour scale for log-mel values: the top 12 nepers below the window's loudest band map
 /// to dark..bright, so quiet rooms don't look loud and speech stands out.
 pub fn spectrogram_image(m: &RingMatrix) -> ColorImage {
-    let hi = m.iter().flat_map(|r| r.iter().copied()).fold(f32::MIN, f32::max);
-    let hi = if hi.is_finite() { hi.max(-2.0) } else { 0.0 };
+    // One pass: the peak (any value), and the lowest finite value.
+    let (min, max) = m.iter().flat_map(|r| r.iter().copied()).fold((f32::MAX, f32::MIN), |(a, b), v| (if v.is_finite() { a.min(v) } else { a }, b.max(v)));
+    let hi = if max.is_finite() { max.max(-2.0) } else { 0.0 };
     // At most 12 (natural-log units) below the peak, as for log-mel, but no lower than the
     // window's minimum: PCEN frames span only a few units, and silence must stay dark.
-    let min = m.iter().flat_map(|r| r.iter().copied()).filter(|v| v.is_finite()).fold(f32::MAX, f32::min);
     let lo = (hi - 12.0).max(min.min(hi - 0.5));
     heat_image(m, |v| if v.is_nan() { Color32::from_rgb(8, 6, 24) } else { inferno((v - lo) / (hi - lo)) })
 }

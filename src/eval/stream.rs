@@ -374,24 +374,32 @@ impl Scorer<'_> {
         Recall { clips: trials.len(), caught, recall: caught as f64 / trials.len().max(1) as f64, wrong_keyword: wrong, per_keyword: per }
     }
 
-    /// (false alarms, excused detections) of one negative stream.
-    pub fn false_alarms(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32) -> (usize, usize) {
-        let ev = simulate_with(&n.trace, th, self.refractory);
-        let excused = ev.iter().filter(|(f, c)| n.excused[*f] == Some(*c)).count();
-        (ev.len() - excused, excused)
+    /// The detections of one negative stream that are false alarms (frame, class), and how
+    /// many were excused (a keyword the sentence really says, inside its segment).
+    fn false_alarm_frames(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32) -> (Vec<(usize, u16)>, usize) {
+        let (excused, false_alarms): (Vec<_>, Vec<_>) = simulate_with(&n.trace, th, self.refractory).into_iter().partition(|(f, c)| n.excused[*f] == Some(*c));
+        (false_alarms, excused.len())
     }
 
-    /// The false alarms of one negative stream, located in their files (`fs`: seconds per frame).
-    pub fn false_alarm_events(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32, fs: f64) -> Vec<FalseAlarm> {
-        simulate_with(&n.trace, th, self.refractory)
+    /// (false alarms, excused detections) of one negative stream.
+    pub fn false_alarms(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32) -> (usize, usize) {
+        let (fa, excused) = self.false_alarm_frames(n, th);
+        (fa.len(), excused)
+    }
+
+    /// The false alarms of one negative stream located in their files (`fs`: seconds per
+    /// frame), and the excused detections.
+    pub fn false_alarm_events(&self, n: &NegativeTrace, th: &impl Fn(u16) -> f32, fs: f64) -> (Vec<FalseAlarm>, usize) {
+        let (fa, excused) = self.false_alarm_frames(n, th);
+        let events = fa
             .into_iter()
-            .filter(|(f, c)| n.excused[*f] != Some(*c))
             .filter_map(|(f, c)| {
                 let k = n.file_starts.partition_point(|(start, _)| *start <= f).checked_sub(1)?;
                 let (start, file) = &n.file_starts[k];
                 Some(FalseAlarm { file: file.clone(), at_s: (f - start) as f64 * fs, keyword: self.labels[c as usize].clone() })
             })
-            .collect()
+            .collect();
+        (events, excused)
     }
 
     pub fn in_sentence(&self, negs: &[NegativeTrace], th: &impl Fn(u16) -> f32) -> Recall {
@@ -449,7 +457,8 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
     let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
     let mut negatives = Vec::new();
     for n in &traces.negatives {
-        let (fa, excused) = sc.false_alarms(n, &th);
+        let (events, excused) = sc.false_alarm_events(n, &th, fs);
+        let fa = events.len();
         let hours = n.seconds / 3600.0;
         negatives.push(NegativeResult {
             source: n.source.to_string(),
@@ -459,7 +468,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
             false_alarms: fa,
             false_alarms_per_hour: fa as f64 / hours.max(1e-9),
             excused,
-            events: sc.false_alarm_events(n, &th, fs),
+            events,
         });
     }
     let negative_hours: f64 = negatives.iter().map(|n| n.hours).sum();

@@ -512,6 +512,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         (w, cfg.epochs)
     };
     let mut average = serde_json::Value::Null;
+    let mut average_kept = false;
     if let (Some(a), Some(c)) = (avg, &corpus) {
         let d = dev_metrics(&Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }, c, mode, cfg.limit_files)?;
         let kept = best_score.is_none_or(|b| d.score() >= b);
@@ -524,6 +525,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         average = serde_json::json!({ "epochs": averaged, "dev": d, "kept": kept });
         if kept {
             chosen = a;
+            average_kept = true;
         }
     }
     arch.dt = dt;
@@ -537,7 +539,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let model = Model { card: card(cfg, dt, metrics), weights: chosen };
     let out = cfg.out.join("model.safetensors");
     model.save(&out)?;
-    let which = if average["kept"] == serde_json::Value::Bool(true) { format!("average of the last {averaged} epochs") } else { format!("epoch {chosen_epoch}") };
+    let which = if average_kept { format!("average of the last {averaged} epochs") } else { format!("epoch {chosen_epoch}") };
     eprintln!("saved {} ({which})", out.display());
     Ok(model)
 }
