@@ -382,6 +382,51 @@ pub struct Network {
     needs_sync: bool,
 }
 
+/// Values sent as delta-coded events: each one's change of level (or, on a resync frame,
+/// its whole level) adds its weight row, scaled by `delta`, to a running sum.
+struct DeltaCoding<'a> {
+    values: &'a [f32],
+    delta: f32,
+    /// Recompute the running sum from the levels instead of adding the changes.
+    sync: bool,
+    /// Weight row of each value (None: the value's own index).
+    row_map: Option<&'a [u32]>,
+}
+
+/// The coding's state and the scratch space for its events.
+struct EventBuffers<'a> {
+    level: &'a mut [f32],
+    change: &'a mut [f32],
+    rows: &'a mut [u32],
+    coefs: &'a mut [f32],
+}
+
+impl DeltaCoding<'_> {
+    /// Updates `acc` (one row of `w` is `acc.len()` wide), counts the work in `op`, and
+    /// returns how many values changed level. Shared by layer 0's input and every memory
+    /// read-out, so both code the same way.
+    #[inline(always)]
+    fn accumulate(&self, b: EventBuffers<'_>, acc: &mut [f32], w: &[f32], op: &mut OpCount) -> u32 {
+        let width = acc.len() as u64;
+        relevel(self.values, b.level, b.change, 1.0 / self.delta);
+        let coefs: &[f32] = if self.sync { b.level } else { b.change };
+        let (k, ones) = collect_events(coefs, self.row_map, b.rows, b.coefs);
+        let events = if self.sync { b.change.iter().map(|&c| (c != 0.0) as u32).sum() } else { k as u32 };
+        b.coefs[..k].iter_mut().for_each(|c| *c *= self.delta);
+        if self.sync {
+            acc.fill(0.0);
+            op.macs += k as u64 * width;
+        } else {
+            op.adds += ones * width;
+            op.macs += (k as u64 - ones) * width;
+        }
+        add_rows(acc, w, &b.rows[..k], &b.coefs[..k]);
+        // One multiply per value for its level.
+        op.macs += self.values.len() as u64;
+        events
+    }
+}
+
 /// New delta levels of `values` (for `inv` = 1/delta) into `levels`, and how much each
 /// changed into `changes`. Vectorises.
 #[inline(always)]
@@ -639,21 +684,9 @@ impl Network {
                     // Event-driven: only features whose level changed add their row, scaled
                     // by delta times the change (a pure addition for one level with the
                     // rows pre-scaled by delta, as event hardware stores them).
-                    relevel(&self.input, &mut self.level_in, &mut self.change_in, 1.0 / delta);
-                    let coefs = if sync { &self.level_in } else { &self.change_in };
-                    let (k, ones) = collect_events(coefs, None, &mut self.ev_rows, &mut self.ev_coef);
-                    st.input_events = if sync { self.change_in.iter().map(|&c| (c != 0.0) as u32).sum() } else { k as u32 };
-                    self.ev_coef[..k].iter_mut().for_each(|c| *c *= delta);
-                    if sync {
-                        ls.acc_in.fill(0.0);
-                        st.input.macs += k as u64 * width;
-                    } else {
-                        st.input.adds += ones * width;
-                        st.input.macs += (k as u64 - ones) * width;
-                    }
-                    add_rows(&mut ls.acc_in, &ls.w_in, &self.ev_rows[..k], &self.ev_coef[..k]);
-                    // One multiply per feature for its level.
-                    st.input.macs += n_in;
+                    let coding = DeltaCoding { values: &self.input, delta, sync, row_map: None };
+                    let bufs = EventBuffers { level: &mut self.level_in, change: &mut self.change_in, rows: &mut self.ev_rows, coefs: &mut self.ev_coef };
+                    st.input_events = coding.accumulate(bufs, &mut ls.acc_in, &ls.w_in, &mut st.input);
                 } else {
                     ls.acc_in.fill(0.0);
                     add_dense(&mut ls.acc_in, &ls.w_in, &self.input);
@@ -696,20 +729,9 @@ impl Network {
                 // Event-driven read-out: nothing to do while the memory is unchanged (a
                 // settled bank skipped its update).
                 if updated || sync {
-                    relevel(ls.memory.state(), &mut ls.level_m, &mut ls.change_m, 1.0 / mdelta);
-                    let coefs = if sync { &ls.level_m } else { &ls.change_m };
-                    let (k, ones) = collect_events(coefs, Some(&ls.m_row), &mut self.ev_rows, &mut self.ev_coef);
-                    st.memory_events[l] = if sync { ls.change_m.iter().map(|&c| (c != 0.0) as u32).sum() } else { k as u32 };
-                    self.ev_coef[..k].iter_mut().for_each(|c| *c *= mdelta);
-                    if sync {
-                        ls.acc_m.fill(0.0);
-                        st.memory_read.macs += k as u64 * units;
-                    } else {
-                        st.memory_read.adds += ones * units;
-                        st.memory_read.macs += (k as u64 - ones) * units;
-                    }
-                    add_rows(&mut ls.acc_m, &lw.w_m, &self.ev_rows[..k], &self.ev_coef[..k]);
-                    st.memory_read.macs += n_states;
+                    let coding = DeltaCoding { values: ls.memory.state(), delta: mdelta, sync, row_map: Some(&ls.m_row) };
+                    let bufs = EventBuffers { level: &mut ls.level_m, change: &mut ls.change_m, rows: &mut self.ev_rows, coefs: &mut self.ev_coef };
+                    st.memory_events[l] = coding.accumulate(bufs, &mut ls.acc_m, &lw.w_m, &mut st.memory_read);
                 }
                 for (p, &a) in ls.pre.iter_mut().zip(&ls.acc_m) {
                     *p += a;
