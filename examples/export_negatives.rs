@@ -18,11 +18,12 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let get = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
     let data = PathBuf::from(get("--data").unwrap_or_else(|| "../shared/data".into()));
-    let Some(out) = get("--out").map(PathBuf::from) else { bail!("usage: export_negatives [--data DIR] [--part test|dev] --out DIR") };
+    let Some(out) = get("--out").map(PathBuf::from) else { bail!("usage: export_negatives [--data DIR] [--part test|dev|calib] --out DIR") };
     let part = match get("--part").as_deref().unwrap_or("test") {
         "test" => Part::Test,
         "dev" => Part::Dev,
-        other => bail!("--part must be test or dev (never train), not {other:?}"),
+        "calib" => Part::Calib,
+        other => bail!("--part must be test, dev or calib (never train), not {other:?}"),
     };
     let corpus = corpus::load(&data)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

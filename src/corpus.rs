@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 pub enum Part {
     Train,
     Dev,
+    /// Negative audio kept out of training (and out of hard-negative mining) for choosing
+    /// thresholds: the model has never seen it, so it scores it as it will score new audio.
+    /// Holds no keyword clips.
+    Calib,
     Test,
 }
 
@@ -42,17 +46,31 @@ pub fn part_of(id: &str) -> Part {
     part_with(is_held_out_speaker(id), id)
 }
 
+/// Share (percent) of the training ids of every negative-only source moved to `Calib`.
+pub const CALIB_PERCENT: u64 = 25;
+
+/// `part` for a source that gives negatives only (or, for speechocean762, mostly): a salted
+/// share of the training ids becomes the calibration part.
+pub fn negative_part(part: Part, id: &str) -> Part {
+    if part == Part::Train && fnv1a(&format!("{id}#calib")) % 100 < CALIB_PERCENT {
+        Part::Calib
+    } else {
+        part
+    }
+}
+
 /// speech_to_intent keeps its earlier rule (half of the files by name are test), so figures
 /// stay comparable with models trained before this split existed.
 pub fn part_of_s2i(file_name: &str) -> Part {
     part_with(is_held_out_file(file_name), file_name)
 }
 
-/// Noise recordings are split in time: [0, 0.7) train, [0.7, 0.8) dev, [0.8, 1] test.
+/// Noise recordings are split in time: [0, 0.7) train (and calibration, which mixes no
+/// noise), [0.7, 0.8) dev, [0.8, 1] test.
 pub fn noise_span(part: Part, len: usize) -> (usize, usize) {
     let at = |f: f64| (len as f64 * f) as usize;
     match part {
-        Part::Train => (0, at(0.7)),
+        Part::Train | Part::Calib => (0, at(0.7)),
         Part::Dev => (at(0.7), at(0.8)),
         Part::Test => (at(0.8), len),
     }
@@ -188,7 +206,7 @@ fn speechocean(c: &mut Corpus, root: &Path) -> Result<()> {
         }
     }
     for (speaker, dir) in class_dirs(root)? {
-        let part = part_of(&speaker);
+        let part = negative_part(part_of(&speaker), &speaker);
         for path in audio_files_in(&dir)? {
             let utt = stem(&path);
             c.sentences.push(Sentence {
@@ -221,7 +239,7 @@ pub fn load(data: &Path) -> Result<Corpus> {
     if s2i.is_dir() {
         for path in audio_files_in(&s2i)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            c.negatives.push(NegativeFile { part: part_of_s2i(&name), path, source: "speech_to_intent", kind: NegativeKind::Continuous });
+            c.negatives.push(NegativeFile { part: negative_part(part_of_s2i(&name), &name), path, source: "speech_to_intent", kind: NegativeKind::Continuous });
         }
     }
     for (folder, source) in [("wake_words_a", "wake_words"), ("precise_community", "precise_community")] {
@@ -231,7 +249,8 @@ pub fn load(data: &Path) -> Result<Corpus> {
         }
         for (_, dir) in class_dirs(&root)? {
             for path in audio_files_in(&dir)? {
-                let part = part_of(&stem(&path));
+                let id = stem(&path);
+                let part = negative_part(part_of(&id), &id);
                 c.negatives.push(NegativeFile { path, source, kind: NegativeKind::IsolatedWords, part });
             }
         }
@@ -241,7 +260,7 @@ pub fn load(data: &Path) -> Result<Corpus> {
         for path in audio_files_in(&digits)? {
             // <digit>_<speaker>_<index>
             let speaker = stem(&path).split('_').nth(1).unwrap_or_default().to_string();
-            c.negatives.push(NegativeFile { part: part_of(&speaker), path, source: "free_spoken_digits", kind: NegativeKind::IsolatedWords });
+            c.negatives.push(NegativeFile { part: negative_part(part_of(&speaker), &speaker), path, source: "free_spoken_digits", kind: NegativeKind::IsolatedWords });
         }
     }
     c.noise = audio_files_in(&data.join("noise")).with_context(|| format!("reading {}", data.join("noise").display()))?;

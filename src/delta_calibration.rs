@@ -91,7 +91,7 @@ fn load_clips(model: &Model, opt: &DeltaOptions) -> Result<Vec<ClipFrames>> {
     let wanted = |p: &PathBuf| match part_of(&split_id(p)) {
         Part::Test => false,
         Part::Dev => true,
-        Part::Train => !opt.dev_only,
+        Part::Train | Part::Calib => !opt.dev_only,
     };
     let clips: Vec<&(PathBuf, usize)> = set.clips.iter().filter(|(p, _)| wanted(p)).take(opt.limit.unwrap_or(usize::MAX)).collect();
     if clips.is_empty() {

@@ -95,6 +95,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, plot, json } => {
+            if part == spikeword::corpus::Part::Calib {
+                bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
+            }
             let model = load_model(model.as_deref())?;
             let corpus = spikeword::corpus::load(&data)?;
             let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db };
@@ -111,15 +114,20 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Calibrate { data, parts, per_keyword_per_hour, model, out } => {
+        Command::Calibrate { data, parts, per_keyword_per_hour, method, model, out } => {
             if parts.contains(&spikeword::corpus::Part::Test) {
                 bail!("thresholds are never chosen on the test part");
             }
             let mut model = load_model(model.as_deref())?;
             let corpus = spikeword::corpus::load(&data)?;
-            let c = spikeword::eval::calibrate::calibrate(&model, &corpus, &parts, per_keyword_per_hour, None)?;
+            let c = spikeword::eval::calibrate::calibrate(&model, &corpus, &parts, per_keyword_per_hour, method, None)?;
+            let fit = |kc: &spikeword::eval::calibrate::KeywordCalibration| {
+                let e = kc.extrapolated.map_or("too few false alarms to fit".to_string(), |e| format!("{e}"));
+                format!("lowest with the allowed false alarms here {}, where the fitted tail allows them {e}", kc.observed)
+            };
+            println!("all keywords together: {}", fit(&c.global));
             for (k, t) in &c.thresholds {
-                println!("{k:<8} {t}");
+                println!("{k:<8} {t:<8} (alone: {})", fit(&c.per_keyword[k]));
             }
             println!(
                 "on {:.2} h of {:?} negatives: {:.2} false alarms per hour; dev keyword recall {:.1}%",

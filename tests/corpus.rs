@@ -115,3 +115,49 @@ fn every_false_alarm_is_located_in_its_file() {
         }
     }
 }
+
+#[test]
+fn calibration_negatives_are_never_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    for i in 6..60 {
+        copy("go_0487ba9b.flac", &dir.path().join("wake_words_a").join("jarvis").join(format!("clip{i}.flac")));
+    }
+    let c = corpus::load(dir.path()).unwrap();
+    let in_part = |p: Part| c.negatives.iter().filter(|n| n.part == p && n.source == "wake_words").count();
+    let (train, calib) = (in_part(Part::Train), in_part(Part::Calib));
+    assert!(calib > 0 && train > calib, "train {train}, calib {calib}");
+    // Calibration takes from training only: test and dev keep exactly the files they had.
+    for n in &c.negatives {
+        let id = n.path.file_stem().unwrap().to_str().unwrap();
+        let before = if n.source == "wake_words" { part_of(id) } else { n.part };
+        match n.part {
+            Part::Calib => assert_eq!(before, Part::Train),
+            p => assert_eq!(p, before),
+        }
+    }
+    assert_eq!(c.keywords_in(Part::Calib, None).count(), 0, "no keyword clip is a calibration negative");
+    // The training pool holds the training negatives and none of the calibration ones.
+    let (pool, _) = spikeword::train::data::load_pool(dir.path(), None, None).unwrap();
+    let train_words = c.negatives.iter().filter(|n| n.part == Part::Train).count();
+    assert_eq!(pool.words.len(), train_words);
+    // Thresholds can be set on the calibration part alone (it has no keyword clips).
+    let model = small_model(5);
+    let cal = spikeword::eval::calibrate::calibrate(&model, &c, &[Part::Calib], 0.1, spikeword::eval::calibrate::Method::Global, None).unwrap();
+    let seconds = calib as f64 * load_seconds("go_0487ba9b.flac");
+    assert!((cal.negative_hours * 3600.0 - seconds).abs() < 0.05 * seconds, "{} h calibrated on, {seconds} s of calibration audio", cal.negative_hours);
+    // One threshold for all keywords becomes the card's default; per keyword, overrides.
+    let mut m = small_model(5);
+    spikeword::eval::calibrate::apply(&mut m, &cal, 0.1);
+    let t = cal.thresholds["yes"];
+    assert!(cal.thresholds.values().all(|&v| v == t));
+    assert_eq!(m.card.detection.default_threshold, t);
+    assert!(m.card.detection.thresholds.is_empty());
+    let per = spikeword::eval::calibrate::calibrate(&model, &c, &[Part::Calib], 0.1, spikeword::eval::calibrate::Method::PerKeyword, None).unwrap();
+    spikeword::eval::calibrate::apply(&mut m, &per, 0.1);
+    assert_eq!(m.card.detection.thresholds, per.thresholds);
+}
+
+fn load_seconds(name: &str) -> f64 {
+    spikeword::audio::load_resampled(&asset(name), 16_000).unwrap().len() as f64 / 16_000.0
+}

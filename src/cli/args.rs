@@ -119,17 +119,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Choose per-keyword thresholds on non-test audio (the train and dev parts of every
-    /// negative source) and write them into a copy of the model file.
+    /// Choose per-keyword thresholds on non-test audio (by default the calibration and dev
+    /// parts of every negative source, which training never sees) and write them into a copy
+    /// of the model file.
     Calibrate {
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
         /// Parts whose negatives set the thresholds (never `test`).
-        #[arg(long, value_enum, num_args = 1.., default_values_t = [spikeword::corpus::Part::Train, spikeword::corpus::Part::Dev])]
+        #[arg(long, value_enum, num_args = 1.., default_values_t = [spikeword::corpus::Part::Calib, spikeword::corpus::Part::Dev])]
         parts: Vec<spikeword::corpus::Part>,
         /// False alarms per hour each keyword may raise on those negatives.
         #[arg(long, default_value_t = 0.1)]
         per_keyword_per_hour: f64,
+        /// global: one threshold for all keywords from their pooled false alarms (steadier
+        /// on little audio); per-keyword: each keyword's own.
+        #[arg(long, value_enum, default_value_t = spikeword::eval::calibrate::Method::Global)]
+        method: spikeword::eval::calibrate::Method,
         #[arg(short, long)]
         model: Option<PathBuf>,
         /// The calibrated model file to write.

@@ -3,7 +3,7 @@
 use super::args::TrainArgs;
 use anyhow::{bail, Context, Result};
 use spikeword::corpus::Part;
-use spikeword::eval::calibrate::{apply, calibrate};
+use spikeword::eval::calibrate::{apply, calibrate, Method};
 use spikeword::features::Compression;
 use spikeword::train::TrainConfig;
 
@@ -72,10 +72,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let out = cfg.out.join("model.safetensors");
     if !a.no_calibrate {
         let corpus = spikeword::corpus::load(&cfg.data)?;
-        let parts = [Part::Train, Part::Dev];
-        let c = calibrate(&model, &corpus, &parts, CALIBRATION_PER_KEYWORD_PER_HOUR, cfg.limit_files)?;
+        let parts = [Part::Calib, Part::Dev];
+        let c = calibrate(&model, &corpus, &parts, CALIBRATION_PER_KEYWORD_PER_HOUR, Method::Global, cfg.limit_files)?;
         eprintln!(
-            "thresholds chosen on {:.2} h of train and dev negatives ({:.2} false alarms/h there; dev keyword recall {:.1}%): {}",
+            "thresholds chosen on {:.2} h of calibration and dev negatives, never trained on ({:.2} false alarms/h there; dev keyword recall {:.1}%): {}",
             c.negative_hours,
             c.false_alarms_per_hour,
             100.0 * c.dev_recall,
