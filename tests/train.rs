@@ -142,3 +142,31 @@ fn training_lowers_the_loss_and_the_export_matches_inference() {
     assert_eq!(resumed.card.metrics["epochs"].as_array().unwrap().len(), 7);
     assert_eq!(averaged(dir.path()), 4);
 }
+
+#[test]
+fn noise_is_mixed_at_the_drawn_snr_against_the_word_itself() {
+    // eval-stream measures SNR against the word's speech span; training must mean the same
+    // thing, or "10 dB" in training is several dB easier than "10 dB" in the benchmark.
+    let mut pool = pool();
+    pool.keywords_real.truncate(1);
+    pool.words.clear();
+    let word = pool.keywords_real[0].active;
+    let len = word.1 - word.0;
+    let cfg = ComposeConfig { p_keyword: 1.0, p_speed: 0.0, p_reverb: 0.0, p_noise: 1.0, snr_db: (10.0, 10.001), ..Default::default() };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let power = |x: &[f32]| x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let mut snrs = Vec::new();
+    for _ in 0..15 {
+        let s = compose(&pool, &cfg, 300, 160, &mut rng);
+        let &(a, _, _) = s.labels.windows.first().expect("a keyword window");
+        // The word ends where its window starts (window_start frames earlier).
+        let end = ((a as i32 - cfg.window_start) * 160) as usize;
+        let span = &s.audio[end - len..end];
+        // The first quarter second is before any word: noise alone.
+        let noise = power(&s.audio[..4000]);
+        snrs.push(10.0 * ((power(span) - noise) / noise).log10());
+    }
+    snrs.sort_by(|a, b| a.total_cmp(b));
+    let median = snrs[snrs.len() / 2];
+    assert!((median - 10.0).abs() < 2.0, "speech-span SNR {median:.1} dB, asked for 10 dB ({snrs:?})");
+}

@@ -76,6 +76,7 @@ pub struct ComposeConfig {
     /// speech stops.
     pub speech_hangover: usize,
     pub p_noise: f32,
+    /// Signal-to-noise ratio against the speech span (as `eval-stream --snr` mixes it).
     pub snr_db: (f32, f32),
     pub p_reverb: f32,
     pub p_speed: f32,
@@ -100,8 +101,8 @@ impl Default for ComposeConfig {
             window_start: -2,
             window_end: 40,
             speech_hangover: 30,
-            p_noise: 0.8,
-            snr_db: (0.0, 30.0),
+            p_noise: 0.85,
+            snr_db: (0.0, 25.0),
             p_reverb: 0.3,
             p_speed: 0.6,
             speed: (0.85, 1.15),
@@ -329,7 +330,18 @@ pub fn compose(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng:
         let rir = synthetic_rir(rng, rt60);
         speech = filter(&speech, Some(&rir), None);
     }
-    let active: Vec<f32> = speech.iter().copied().filter(|v| *v != 0.0).collect();
+    // Level and SNR are measured over the words themselves (each utterance's speech span),
+    // as eval-stream measures them, not over the pauses of a clip.
+    let mut in_speech = vec![false; n];
+    if hard.is_some() {
+        in_speech.iter_mut().zip(&speech).for_each(|(m, v)| *m = *v != 0.0);
+    }
+    for p in &placed {
+        let a = (p.at + p.active.0 as isize).clamp(0, n as isize) as usize;
+        let b = (p.at + p.active.1 as isize).clamp(0, n as isize) as usize;
+        in_speech[a..b.max(a)].iter_mut().for_each(|m| *m = true);
+    }
+    let active: Vec<f32> = speech.iter().zip(&in_speech).filter(|(v, m)| **m && **v != 0.0).map(|(v, _)| *v).collect();
     let speech_rms = if active.is_empty() { 0.0 } else { rms(&active) };
     let level = 10f32.powf(rng.gen_range(cfg.level_db.0..cfg.level_db.1) / 20.0);
     let g = if speech_rms > 0.0 { level / speech_rms } else { 1.0 };
