@@ -344,7 +344,12 @@ fn si(v: f64) -> String {
 /// Spectrogram, spike raster and spike counts.
 pub fn signals(ui: &mut egui::Ui, state: &Dashboard, spec: &Option<TextureHandle>, rasters: &[Option<TextureHandle>]) {
     let w = ui.available_width();
-    ui.label(RichText::new("log-mel spectrogram (last 5 s)").strong());
+    // Named for the loaded model's front end: the shipped one compresses with PCEN.
+    let kind = match state.card.as_ref().map(|c| &c.frontend.compression) {
+        Some(crate::features::Compression::Pcen(_)) => "PCEN mel",
+        _ => "log-mel",
+    };
+    ui.label(RichText::new(format!("{kind} spectrogram (last 5 s)")).strong());
     if let Some(t) = spec {
         ui.add(egui::Image::from_texture((t.id(), egui::vec2(w, 80.0))).corner_radius(3.0));
     }

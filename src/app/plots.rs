@@ -1,5 +1,5 @@
 //! The time plots: probability traces with thresholds, spike counts, and the two heat maps
-//! (log-mel spectrogram, spike raster) drawn as textures updated every frame.
+//! (mel spectrogram, spike raster) drawn as textures updated every frame.
 
 use super::state::{Dashboard, LayerHistory, Ring, RingMatrix, HISTORY_FRAMES, HISTORY_SECONDS};
 use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};

@@ -91,8 +91,12 @@ pub fn print_card(path: &Path, m: &Model) {
     let a = &c.architecture;
     println!("model      {} ({})", c.name, path.display());
     println!("labels     {}", c.labels.join(" "));
+    let compression = match c.frontend.compression {
+        spikeword::features::Compression::Pcen(_) => "PCEN",
+        spikeword::features::Compression::Log => "log",
+    };
     println!(
-        "front end  {} Hz, {} mel bands, {} ms window, {} ms hop",
+        "front end  {} Hz, {} mel bands ({compression}), {} ms window, {} ms hop",
         c.frontend.sample_rate,
         c.frontend.n_mels,
         c.frontend.win_length * 1000 / c.frontend.sample_rate as usize,
@@ -110,11 +114,16 @@ pub fn print_card(path: &Path, m: &Model) {
     }
     println!("readout    {} classes; dt = {}; {} parameters", a.classes, a.dt, a.parameter_count());
     if a.input_delta > 0.0 {
-        println!("input      delta-coded in spiking mode, step {} (normalised log-mel)", a.input_delta);
+        println!("input      delta-coded in spiking mode, step {} (normalised {compression} mel)", a.input_delta);
     }
+    let overrides = if c.detection.thresholds.is_empty() {
+        " for every keyword".to_string()
+    } else {
+        format!(" (overrides: {:?})", c.detection.thresholds)
+    };
     println!(
-        "detection  threshold {} (overrides: {:?}), smoothing {} frames, refractory {} s",
-        c.detection.default_threshold, c.detection.thresholds, c.detection.smoothing_frames, c.detection.refractory_s
+        "detection  threshold {}{overrides}, smoothing {} frames, refractory {} s",
+        c.detection.default_threshold, c.detection.smoothing_frames, c.detection.refractory_s
     );
     if !c.metrics.is_null() {
         println!("metrics    {}", serde_json::to_string_pretty(&c.metrics).unwrap_or_default());
