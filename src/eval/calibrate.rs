@@ -1,4 +1,4 @@
-//! Per-keyword thresholds chosen on non-test audio only (by default the calibration and dev
+//! Detection thresholds chosen on non-test audio only (by default the calibration and dev
 //! parts of every negative source, which training never saw), so that the test figures stay
 //! honest.
 
@@ -51,11 +51,12 @@ pub struct KeywordCalibration {
     pub slope: Option<f64>,
 }
 
-/// False alarms of one keyword per threshold: below one per `1 / per_hour` hours of audio
-/// a count says nothing more (the lowest threshold with no false alarm in 1.4 h still
-/// raises about one every 1.4 h), so the tail of the counts is extrapolated instead. It is
-/// close to exponential in the logit of the threshold; a weighted least-squares line
-/// through ln(count) over the tail's counts is followed down to the target rate.
+/// A threshold from false-alarm counts per threshold (of one keyword, or of all together).
+/// Below one per `1 / per_hour` hours of audio a count says nothing more (the lowest
+/// threshold with no false alarm in 1.4 h still raises about one every 1.4 h), so the tail
+/// of the counts is extrapolated instead. It is close to exponential in the logit of the
+/// threshold; a weighted least-squares line through ln(count) over the tail's counts is
+/// followed down to the target rate.
 pub fn tail_threshold(grid: &[f32], counts: &[usize], hours: f64, per_hour: f64) -> KeywordCalibration {
     let allowed = per_hour * hours;
     let observed = grid.iter().zip(counts).find(|(_, &c)| c as f64 <= allowed).map_or(1.0, |(&t, _)| t);
