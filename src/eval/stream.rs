@@ -195,8 +195,10 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
     if positives.is_empty() && opt.part != Part::Calib {
         bail!("no keyword clips in the {:?} part", opt.part);
     }
-    let noise: Vec<Vec<f32>> = corpus
-        .noise
+    // Decoded only when positives are mixed into it (calibration and the checkpoint score's
+    // calibration negatives ask for no SNR).
+    let wanted = if opt.snr_db.is_empty() { &[][..] } else { &corpus.noise[..] };
+    let noise: Vec<Vec<f32>> = wanted
         .iter()
         .filter_map(|f| load_resampled(f, rate).ok())
         .map(|x| {
