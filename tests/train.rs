@@ -46,6 +46,13 @@ fn composed_sequences_label_the_window_after_the_keyword() {
             assert!(s.labels.targets[a..=b].iter().all(|t| *t == Target::Keyword(label)));
             // Just before the window the word is still being said: no target.
             assert_eq!(s.labels.targets[a - 1], Target::Ignore);
+            // Just after it the smoothed scores still hold the window's (and the detector
+            // is in its refractory time): no target either, then background again.
+            let tail_end = (b + 1 + cfg.window_tail).min(300);
+            assert!(s.labels.targets[b + 1..tail_end].iter().all(|t| *t == Target::Ignore), "tail after the window is ignored");
+            if tail_end < 300 {
+                assert!(matches!(s.labels.targets[tail_end], Target::Background(_)), "background resumes after the tail");
+            }
             // The word's audio is there: the frames before the window are louder than the
             // sequence's quietest stretch.
             let e = |f: usize| s.audio[f * 160..(f + 1) * 160].iter().map(|v| v * v).sum::<f32>();

@@ -72,6 +72,14 @@ pub struct ComposeConfig {
     /// Positive window: from `window_start` frames after the word's end to `window_end`.
     pub window_start: i32,
     pub window_end: i32,
+    /// Frames after a window with no target. The detector's scores are smoothed over the
+    /// last frames, so the first frames after the window still carry the window's logits;
+    /// calling them background asked for a drop the smoothing forbids, and the "worst
+    /// background frame" term spent itself there instead of on confusable words. A detection
+    /// is followed by a second of refractory time anyway, so these frames never decide a
+    /// false alarm in use. 0: the old rule.
+    #[serde(default)]
+    pub window_tail: usize,
     /// A frame counts as speech (`_unknown_` rather than `_silence_`) this many frames after
     /// speech stops.
     pub speech_hangover: usize,
@@ -100,6 +108,7 @@ impl Default for ComposeConfig {
             p_second_keyword: 0.0,
             window_start: -2,
             window_end: 40,
+            window_tail: 40,
             speech_hangover: 30,
             p_noise: 0.85,
             snr_db: (0.0, 25.0),
@@ -306,6 +315,8 @@ pub fn compose(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng:
             ignore[ks.min(quiet_end)..quiet_end].iter_mut().for_each(|v| *v = true);
             if ws >= 0 && we < frames as i64 && ke > ks {
                 windows.push((ws as usize, we as usize, k.label));
+                let tail_end = (we as usize + 1 + cfg.window_tail).min(frames);
+                ignore[we as usize + 1..tail_end].iter_mut().for_each(|v| *v = true);
             } else {
                 let end = (we.max(0) as usize + 1).min(frames);
                 ignore[ks.min(end)..end].iter_mut().for_each(|v| *v = true);
