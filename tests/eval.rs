@@ -67,3 +67,31 @@ fn threshold_sweep_follows_the_detector_rule() {
     assert!(simulate(&trace, 0.95, 100).is_empty());
     assert_eq!(simulate(&trace, 0.1, 100).len(), 3);
 }
+
+#[test]
+fn clips_of_every_speaker_are_also_scored_by_part_of_the_split() {
+    use spikeword::corpus::{part_of, Part};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("yes")).unwrap();
+    let ids: Vec<String> = (0..12).map(|i| format!("{:08x}", i * 2654435761u64 % 0xffff_ffff)).collect();
+    for id in &ids {
+        std::fs::copy(asset("yes_0cb74144.flac"), dir.path().join("yes").join(format!("{id}_nohash_0.flac"))).unwrap();
+    }
+    let parts: Vec<Part> = ids.iter().map(|i| part_of(i)).collect();
+    assert!(parts.contains(&Part::Test) && parts.contains(&Part::Train), "the ids span the split: {parts:?}");
+    let set = labelled_clips(dir.path(), &labels(), false).unwrap();
+    let r = evaluate_clips(&small_model(3), &set).unwrap();
+    let total: usize = r.by_part.iter().map(|p| p.clips).sum();
+    assert_eq!(total, ids.len());
+    for p in &r.by_part {
+        assert_eq!(p.clips, parts.iter().filter(|q| **q == p.part).count(), "{:?}", p.part);
+        assert!((0.0..=1.0).contains(&p.accuracy) && (0.0..=1.0).contains(&p.accuracy_dense));
+    }
+    // The same clips, one copy per speaker, all right or all wrong: each part agrees with the whole.
+    for p in &r.by_part {
+        assert!((p.accuracy - r.accuracy).abs() < 1e-9);
+    }
+    // Held-out speakers only: one part, no breakdown.
+    let held = labelled_clips(dir.path(), &labels(), true).unwrap();
+    assert!(evaluate_clips(&small_model(3), &held).unwrap().by_part.is_empty());
+}

@@ -11,6 +11,15 @@ pub fn print_class_report(r: &spikeword::eval::ClassReport) {
         100.0 * r.accuracy,
         100.0 * r.accuracy_dense
     );
+    for p in &r.by_part {
+        println!(
+            "  {:<6} speakers: {:>5} clips, accuracy {:.2}% spiking, {:.2}% twin",
+            format!("{:?}", p.part).to_lowercase(),
+            p.clips,
+            100.0 * p.accuracy,
+            100.0 * p.accuracy_dense
+        );
+    }
     println!(
         "  (class at the clip's last frame instead of the streaming decision: {:.2}% spiking, {:.2}% twin)",
         100.0 * r.accuracy_end_of_clip,

@@ -77,6 +77,10 @@ pub struct ClassReport {
     pub recall_dense: Vec<f64>,
     pub clips: usize,
     pub excluded_trained_speakers: usize,
+    /// Accuracy on each part of the split (train / dev / test speakers), when the clips
+    /// come from more than one (`eval --all-speakers`): how well the model fits the
+    /// speakers it was trained on against how well it carries to new ones.
+    pub by_part: Vec<PartAccuracy>,
     pub energy: EnergyReport,
     pub energy_dense: EnergyReport,
 }
@@ -91,6 +95,14 @@ fn precision_recall(conf: &[Vec<u32>]) -> (Vec<f64>, Vec<f64>) {
         .collect();
     let r = (0..c).map(|i| conf[i][i] as f64 / conf[i].iter().sum::<u32>().max(1) as f64).collect();
     (p, r)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartAccuracy {
+    pub part: crate::corpus::Part,
+    pub clips: usize,
+    pub accuracy: f64,
+    pub accuracy_dense: f64,
 }
 
 /// Silence before and after a clip when it is streamed on its own (clip accuracy and recall).
@@ -146,6 +158,8 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
     let mut ends = [vec![vec![0u32; c]; c], vec![vec![0u32; c]; c]];
     let pb = progress_bar(set.clips.len() as u64, "classifying clips");
     let rate = p.sample_rate();
+    // part -> (clips, correct spiking, correct twin)
+    let mut parts: std::collections::BTreeMap<u8, (crate::corpus::Part, usize, [usize; 2])> = Default::default();
     for (path, label) in &set.clips {
         let audio = match load_resampled(path, rate) {
             Ok(a) => a,
@@ -157,6 +171,9 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
         };
         let (x, span) = padded(&place(&audio, CLIP, centre_offset(&audio, CLIP)), rate);
         let (first, last_frame) = (span.start / hop, span.end / hop - 1);
+        let part = crate::corpus::part_of(&split_id(path));
+        let tally = parts.entry(part as u8).or_insert((part, 0, [0, 0]));
+        tally.1 += 1;
         for (k, mode) in [Mode::Spiking, Mode::Dense].into_iter().enumerate() {
             p.reset();
             p.network.set_mode(mode);
@@ -182,7 +199,9 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
                     at_end.copy_from_slice(r.probs);
                 }
             });
-            confs[k][*label][clip_decision(labels, &peaks, &means)] += 1;
+            let decided = clip_decision(labels, &peaks, &means);
+            confs[k][*label][decided] += 1;
+            tally.2[k] += usize::from(decided == *label);
             let pred = at_end.iter().enumerate().fold(0, |b, (i, &v)| if v > at_end[b] { i } else { b });
             ends[k][*label][pred] += 1;
         }
@@ -193,6 +212,14 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
     let acc = |m: &Vec<Vec<u32>>| (0..c).map(|i| m[i][i]).sum::<u32>() as f64 / n.max(1) as f64;
     let (precision, recall) = precision_recall(&confs[0]);
     let (precision_dense, recall_dense) = precision_recall(&confs[1]);
+    let by_part = if parts.len() > 1 {
+        parts
+            .into_values()
+            .map(|(part, n, ok)| PartAccuracy { part, clips: n, accuracy: ok[0] as f64 / n.max(1) as f64, accuracy_dense: ok[1] as f64 / n.max(1) as f64 })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ClassReport {
         accuracy: acc(&confs[0]),
         accuracy_dense: acc(&confs[1]),
@@ -207,6 +234,7 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
         recall_dense,
         clips: n as usize,
         excluded_trained_speakers: set.excluded,
+        by_part,
         energy: meters[0].report(),
         energy_dense: meters[1].report(),
     })
