@@ -160,6 +160,14 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             "  per keyword: {}",
             m.clean.per_keyword.iter().map(|(k, (n, c))| format!("{k} {:.0}%", 100.0 * *c as f64 / (*n).max(1) as f64)).collect::<Vec<_>>().join(", ")
         );
+        if m.back_to_back.clips > 0 {
+            println!(
+                "  the same clips back to back in one stream, never reset: recall {:.1}% ({} of {})",
+                100.0 * m.back_to_back.recall,
+                m.back_to_back.caught,
+                m.back_to_back.clips
+            );
+        }
         for (snr, rec) in &m.noisy {
             println!("in noise at {snr} dB SNR: recall {:.1}% ({} of {})", 100.0 * rec.recall, rec.caught, rec.clips);
         }

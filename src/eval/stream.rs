@@ -21,6 +21,7 @@ use crate::network::Mode;
 use crate::pipeline::Pipeline;
 use crate::progress::bar as progress_bar;
 use anyhow::{bail, Result};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -132,6 +133,9 @@ pub struct RecallAt {
 pub struct ModeResult {
     pub mode: Mode,
     pub clean: Recall,
+    /// The same clean clips (same padding, same rule) back to back in one stream that is
+    /// never reset, as a detector that runs all day hears them.
+    pub back_to_back: Recall,
     pub noisy: Vec<(f32, Recall)>,
     pub negatives: Vec<NegativeResult>,
     pub negative_hours: f64,
@@ -156,6 +160,9 @@ pub struct BenchmarkReport {
 /// Everything a mode's traces need to be scored at any thresholds.
 pub struct Traces {
     pub clean: Vec<PositiveTrace>,
+    /// The clean clips in one stream, shuffled, never reset; `said` holds each clip's frames
+    /// (clip start to the end of the silence after it). None without positives.
+    pub back_to_back: Option<NegativeTrace>,
     pub noisy: Vec<Vec<PositiveTrace>>,
     pub negatives: Vec<NegativeTrace>,
     pub energy: EnergyReport,
@@ -261,6 +268,29 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             noisy[k].push(t);
         }
     }
+    // The same clips back to back, never reset: whatever a word leaves in the state (the
+    // front end's smoothed energy, the memories, the voltages) meets the next one, as in use.
+    // Each trial above starts from a fresh state, which no running detector has.
+    let back_to_back = if positives.is_empty() {
+        None
+    } else {
+        let mut order: Vec<usize> = (0..positives.len()).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opt.seed));
+        let mut p = new_pipeline();
+        let (mut trace, mut said, mut file_starts, mut samples) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+        for &i in &order {
+            let (path, label) = positives[i];
+            let clip = load_with_gain(path, rate, opt.gain_db)?;
+            let (x, span) = padded(&clip, rate);
+            let at = trace.len();
+            file_starts.push((at, path.to_path_buf()));
+            trace.extend(run_trace(&mut p, &x, &is_kw, |_| {}));
+            said.push((at + span.start / hop, trace.len(), label));
+            samples += x.len();
+        }
+        let excused = vec![None; trace.len()];
+        Some(NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts })
+    };
     let sources = negative_streams(corpus, opt.part, limit);
     let total: usize = sources.iter().map(|s| s.files.len()).sum();
     let pb = progress_bar(total as u64, &format!("{mode:?}: negatives"));
@@ -317,7 +347,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         Some(m) => m.report(),
         None => ActivityMeter::new(&Pipeline::new(model).network, fs).report(),
     };
-    Ok(Traces { clean, noisy, negatives: out, energy })
+    Ok(Traces { clean, back_to_back, noisy, negatives: out, energy })
 }
 
 /// One held-out negative file; sentences carry their aligned keywords (seconds from the file's
@@ -457,6 +487,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         .collect();
     let th = |c: u16| shipped[c as usize];
     let clean = sc.recall(&traces.clean, &th);
+    let back_to_back = sc.in_sentence(traces.back_to_back.as_slice(), &th);
     let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
     let mut negatives = Vec::new();
     for n in &traces.negatives {
@@ -502,6 +533,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
     ModeResult {
         mode,
         clean,
+        back_to_back,
         noisy,
         negatives,
         negative_hours,
