@@ -40,16 +40,22 @@ fn clip_evaluation_counts_every_clip_in_both_modes() {
     assert!(r.energy.total_energy_uj_per_second < r.energy_dense.total_energy_uj_per_second);
 }
 
-#[test]
-fn held_out_filter_keeps_only_speakers_training_never_saw() {
-    use spikeword::dataset::is_held_out_speaker;
+/// A folder with one copy of the "yes" clip per made-up speaker id (Speech Commands naming).
+fn yes_clips_of_speakers(n: u64) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("yes")).unwrap();
-    // Speaker ids on both sides of the split.
-    let ids: Vec<String> = (0..40).map(|i| format!("{:08x}", i * 2654435761u64 % 0xffff_ffff)).collect();
+    let ids: Vec<String> = (0..n).map(|i| format!("{:08x}", i * 2654435761u64 % 0xffff_ffff)).collect();
     for id in &ids {
         std::fs::copy(asset("yes_0cb74144.flac"), dir.path().join("yes").join(format!("{id}_nohash_0.flac"))).unwrap();
     }
+    (dir, ids)
+}
+
+#[test]
+fn held_out_filter_keeps_only_speakers_training_never_saw() {
+    use spikeword::dataset::is_held_out_speaker;
+    // Speaker ids on both sides of the split.
+    let (dir, ids) = yes_clips_of_speakers(40);
     let held: usize = ids.iter().filter(|i| is_held_out_speaker(i)).count();
     assert!(held > 0 && held < ids.len());
     let set = labelled_clips(dir.path(), &labels(), true).unwrap();
@@ -71,12 +77,7 @@ fn threshold_sweep_follows_the_detector_rule() {
 #[test]
 fn clips_of_every_speaker_are_also_scored_by_part_of_the_split() {
     use spikeword::corpus::{part_of, Part};
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("yes")).unwrap();
-    let ids: Vec<String> = (0..12).map(|i| format!("{:08x}", i * 2654435761u64 % 0xffff_ffff)).collect();
-    for id in &ids {
-        std::fs::copy(asset("yes_0cb74144.flac"), dir.path().join("yes").join(format!("{id}_nohash_0.flac"))).unwrap();
-    }
+    let (dir, ids) = yes_clips_of_speakers(12);
     let parts: Vec<Part> = ids.iter().map(|i| part_of(i)).collect();
     assert!(parts.contains(&Part::Test) && parts.contains(&Part::Train), "the ids span the split: {parts:?}");
     let set = labelled_clips(dir.path(), &labels(), false).unwrap();
