@@ -13,9 +13,23 @@ use spikeword::pipeline::Pipeline;
 
 fn main() {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        restore_sigpipe();
+    }
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`spikeword info | head`) panics.
+/// The command-line tools end quietly instead, as other Unix tools do; the app keeps Rust's
+/// default (it prints nothing that matters, and its audio libraries use sockets).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing on the main thread, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -109,3 +109,26 @@ fn bench_reports_every_stage() {
     let out = spikeword().args(["bench", "--deltas", "0.3", "--model"]).arg(&model_path).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "one delta for a two-layer model is an error");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("m.safetensors");
+    // A card far larger than a pipe's buffer, so the tool is still writing when the reader
+    // goes away (`spikeword info --json | head -c 1`).
+    let mut m = small_model(4);
+    m.card.metrics = serde_json::json!({ "notes": vec!["x".repeat(100); 4000] });
+    m.save(&model_path).unwrap();
+    let mut child = spikeword().args(["info", "--json", "--model"]).arg(&model_path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut one = [0u8; 1];
+    out.read_exact(&mut one).unwrap();
+    drop(out);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(status.code(), Some(101), "a panic's exit code");
+}
