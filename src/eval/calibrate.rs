@@ -51,6 +51,13 @@ pub struct KeywordCalibration {
     pub slope: Option<f64>,
 }
 
+impl KeywordCalibration {
+    /// The threshold it sets: the fitted tail's, never below what the audio itself shows.
+    pub fn threshold(&self) -> f32 {
+        self.extrapolated.map_or(self.observed, |e| e.max(self.observed))
+    }
+}
+
 /// A threshold from false-alarm counts per threshold (of one keyword, or of all together).
 /// Below one per `1 / per_hour` hours of audio a count says nothing more (the lowest
 /// threshold with no false alarm in 1.4 h still raises about one every 1.4 h), so the tail
@@ -130,8 +137,7 @@ pub fn calibrate(model: &Model, corpus: &Corpus, parts: &[Part], per_keyword_per
     let global = tail_threshold(&grid, &all, hours, per_keyword_per_hour * per_keyword.len() as f64);
     for (label, kc) in &per_keyword {
         let kc = if method == Method::Global { &global } else { kc };
-        // Never below what the audio itself shows.
-        thresholds.insert(label.clone(), kc.extrapolated.map_or(kc.observed, |e| e.max(kc.observed)));
+        thresholds.insert(label.clone(), kc.threshold());
     }
     let th = |c: u16| thresholds.get(&labels[c as usize]).copied().unwrap_or(f32::INFINITY);
     let fa = sc.fa_per_hour(&negatives, &th).1;
@@ -143,13 +149,12 @@ pub fn calibrate(model: &Model, corpus: &Corpus, parts: &[Part], per_keyword_per
 /// With `Method::Global` the one threshold becomes the card's default (what the app's "all
 /// keywords" slider shows) and no keyword overrides it.
 pub fn apply(model: &mut Model, c: &Calibration, per_keyword_per_hour: f64) {
-    let one = c.thresholds.values().next().copied().filter(|_| c.method == Method::Global);
-    match one {
-        Some(t) => {
-            model.card.detection.default_threshold = t;
+    match c.method {
+        Method::Global => {
+            model.card.detection.default_threshold = c.global.threshold();
             model.card.detection.thresholds.clear();
         }
-        None => model.card.detection.thresholds = c.thresholds.clone(),
+        Method::PerKeyword => model.card.detection.thresholds = c.thresholds.clone(),
     }
     let mut record = serde_json::to_value(c).unwrap_or(serde_json::Value::Null);
     record["per_keyword_false_alarms_per_hour"] = serde_json::json!(per_keyword_per_hour);

@@ -159,7 +159,7 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
     let pb = progress_bar(set.clips.len() as u64, "classifying clips");
     let rate = p.sample_rate();
     // part -> (clips, correct spiking, correct twin)
-    let mut parts: std::collections::BTreeMap<u8, (crate::corpus::Part, usize, [usize; 2])> = Default::default();
+    let mut parts: std::collections::BTreeMap<crate::corpus::Part, (usize, [usize; 2])> = Default::default();
     for (path, label) in &set.clips {
         let audio = match load_resampled(path, rate) {
             Ok(a) => a,
@@ -171,9 +171,8 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
         };
         let (x, span) = padded(&place(&audio, CLIP, centre_offset(&audio, CLIP)), rate);
         let (first, last_frame) = (span.start / hop, span.end / hop - 1);
-        let part = crate::corpus::part_of(&split_id(path));
-        let tally = parts.entry(part as u8).or_insert((part, 0, [0, 0]));
-        tally.1 += 1;
+        let tally = parts.entry(crate::corpus::part_of(&split_id(path))).or_default();
+        tally.0 += 1;
         for (k, mode) in [Mode::Spiking, Mode::Dense].into_iter().enumerate() {
             p.reset();
             p.network.set_mode(mode);
@@ -201,7 +200,7 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
             });
             let decided = clip_decision(labels, &peaks, &means);
             confs[k][*label][decided] += 1;
-            tally.2[k] += usize::from(decided == *label);
+            tally.1[k] += usize::from(decided == *label);
             let pred = at_end.iter().enumerate().fold(0, |b, (i, &v)| if v > at_end[b] { i } else { b });
             ends[k][*label][pred] += 1;
         }
@@ -214,8 +213,8 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
     let (precision_dense, recall_dense) = precision_recall(&confs[1]);
     let by_part = if parts.len() > 1 {
         parts
-            .into_values()
-            .map(|(part, n, ok)| PartAccuracy { part, clips: n, accuracy: ok[0] as f64 / n.max(1) as f64, accuracy_dense: ok[1] as f64 / n.max(1) as f64 })
+            .into_iter()
+            .map(|(part, (n, ok))| PartAccuracy { part, clips: n, accuracy: ok[0] as f64 / n.max(1) as f64, accuracy_dense: ok[1] as f64 / n.max(1) as f64 })
             .collect()
     } else {
         Vec::new()

@@ -187,6 +187,13 @@ fn load_with_gain(path: &std::path::Path, rate: u32, gain_db: f32) -> Result<Vec
     Ok(x)
 }
 
+/// One keyword clip's trials, with its audio kept for the back-to-back stream.
+struct ClipTrials {
+    audio: Vec<f32>,
+    clean: PositiveTrace,
+    noisy: Vec<PositiveTrace>,
+}
+
 /// Loads the test (or dev) audio once and streams it through the model in `mode`.
 pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &BenchmarkOptions) -> Result<Traces> {
     let rate = model.card.frontend.sample_rate;
@@ -227,7 +234,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         p
     };
     // Positives: clean and at each SNR, one fresh stream per trial.
-    let per_clip: Vec<Result<(PositiveTrace, Vec<PositiveTrace>)>> = positives
+    let per_clip: Vec<Result<ClipTrials>> = positives
         .par_iter()
         .enumerate()
         .map_init(new_pipeline, |p, (i, &(path, label))| {
@@ -255,14 +262,16 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                 noisy.push(PositiveTrace { label, trace: run_trace(p, &y, &is_kw, |_| {}), first, last });
             }
             pb.inc(1);
-            Ok((clean, noisy))
+            Ok(ClipTrials { audio: clip, clean, noisy })
         })
         .collect();
     pb.finish_and_clear();
     let mut clean = Vec::new();
+    let mut clips = Vec::new();
     let mut noisy: Vec<Vec<PositiveTrace>> = vec![Vec::new(); opt.snr_db.len()];
     for r in per_clip {
-        let (c, n) = r?;
+        let ClipTrials { audio, clean: c, noisy: n } = r?;
+        clips.push(audio);
         clean.push(c);
         for (k, t) in n.into_iter().enumerate() {
             noisy[k].push(t);
@@ -280,8 +289,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         let (mut trace, mut said, mut file_starts, mut samples) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
         for &i in &order {
             let (path, label) = positives[i];
-            let clip = load_with_gain(path, rate, opt.gain_db)?;
-            let (x, span) = padded(&clip, rate);
+            let (x, span) = padded(&clips[i], rate);
             let at = trace.len();
             file_starts.push((at, path.to_path_buf()));
             trace.extend(run_trace(&mut p, &x, &is_kw, |_| {}));
