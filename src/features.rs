@@ -41,11 +41,18 @@ pub struct PcenConfig {
     pub delta: f32,
     pub r: f32,
     pub eps: f32,
+    /// Smoothing while the energy falls below `M` (0: `smoothing`, the symmetric smoother
+    /// of the paper). With `smoothing` 0.025 a loud word takes 4.5 s to fade by 50 dB, so a
+    /// keyword said a second or two later was divided by the last word; a faster release
+    /// lets `M` fall back to the room's level within the pause, as an AGC's release does,
+    /// while words still rise against a slow attack.
+    #[serde(default)]
+    pub release: f32,
 }
 
 impl Default for PcenConfig {
     fn default() -> Self {
-        Self { smoothing: 0.025, alpha: 1.0, delta: 2.0, r: 0.5, eps: 1e-12 }
+        Self { smoothing: 0.025, alpha: 1.0, delta: 2.0, r: 0.5, eps: 1e-12, release: 0.0 }
     }
 }
 
@@ -55,6 +62,16 @@ pub enum Compression {
     #[default]
     Log,
     Pcen(PcenConfig),
+}
+
+impl Compression {
+    /// Short name for people (dashboard, `info`): "log" or "PCEN".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Compression::Log => "log",
+            Compression::Pcen(_) => "PCEN",
+        }
+    }
 }
 
 impl Default for FrontEndConfig {
@@ -103,7 +120,7 @@ impl FrontEndConfig {
         }
         if let Compression::Pcen(p) = self.compression {
             let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
-            if !(ok(p.smoothing, 1e-4, 1.0) && ok(p.alpha, 0.0, 1.0) && ok(p.delta, 0.0, 100.0) && ok(p.r, 0.01, 1.0) && ok(p.eps, 1e-12, 1.0)) {
+            if !(ok(p.smoothing, 1e-4, 1.0) && ok(p.alpha, 0.0, 1.0) && ok(p.delta, 0.0, 100.0) && ok(p.r, 0.01, 1.0) && ok(p.eps, 1e-12, 1.0) && (p.release == 0.0 || ok(p.release, 1e-4, 1.0))) {
                 return Err(format!("PCEN parameters out of range: {p:?}"));
             }
         }
@@ -332,8 +349,10 @@ impl FrontEnd {
                     self.smoothed.extend_from_slice(&self.frame);
                 }
                 let dr = p.delta.powf(p.r);
+                let release = if p.release > 0.0 { p.release } else { p.smoothing };
                 for (e, m) in self.frame.iter_mut().zip(self.smoothed.iter_mut()) {
-                    *m += p.smoothing * (*e - *m);
+                    let s = if *e < *m { release } else { p.smoothing };
+                    *m += s * (*e - *m);
                     *e = (*e / (p.eps + *m).powf(p.alpha) + p.delta).powf(p.r) - dr;
                 }
             }

@@ -52,7 +52,37 @@ fn bad_front_end_parameters_are_rejected() {
     assert!(FrontEnd::new(cfg).is_err());
     let cfg = FrontEndConfig { f_max: 20_000.0, ..FrontEndConfig::default() };
     assert!(FrontEnd::new(cfg).is_err());
+    for release in [-0.1, 1.5, f32::NAN] {
+        let cfg = FrontEndConfig { compression: Compression::Pcen(PcenConfig { release, ..Default::default() }), ..FrontEndConfig::default() };
+        assert!(FrontEnd::new(cfg).is_err(), "PCEN release {release} accepted");
+    }
 }
+
+#[test]
+fn pcen_release_forgets_a_loud_word_within_the_pause() {
+    // The same keyword 1.5 s after a word 18 dB louder (a keyword every 2.5 s, as
+    // eval-stream's back-to-back line plays them) against the keyword after silence. With
+    // the paper's symmetric smoother the loud word still divides it; with the fast release
+    // the smoother is back at the room's level and the keyword reaches the network as it
+    // would from a fresh start.
+    let kw = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();
+    let mut prefix: Vec<f32> = kw.iter().map(|v| (v * 8.0).clamp(-1.0, 1.0)).collect();
+    prefix.resize(prefix.len() + 24_000, 0.0);
+    let mean_of = |pcen: PcenConfig, prefix: &[f32]| {
+        let cfg = FrontEndConfig { log_floor: 1e-12, compression: Compression::Pcen(pcen), ..Default::default() };
+        let mut fe = FrontEnd::new(cfg).unwrap();
+        fe.push(prefix, |_| {});
+        let f = fe.frames_of(&kw);
+        f.iter().sum::<f32>() / f.len() as f32
+    };
+    let symmetric = PcenConfig { release: 0.0, ..Default::default() };
+    let fast = PcenConfig { release: 0.08, ..Default::default() };
+    let (cold, warm) = (mean_of(symmetric, &[]), mean_of(symmetric, &prefix));
+    assert!(warm < 0.7 * cold, "symmetric: after a loud word {warm}, after silence {cold}");
+    let (cold, warm) = (mean_of(fast, &[]), mean_of(fast, &prefix));
+    assert!(warm > 0.9 * cold, "fast release: after a loud word {warm}, after silence {cold}");
+}
+
 
 #[test]
 fn pcen_does_not_depend_on_the_input_level_but_log_mel_does() {

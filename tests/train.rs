@@ -73,6 +73,29 @@ fn composed_sequences_label_the_window_after_the_keyword() {
     }
 }
 
+#[test]
+fn sequences_can_start_with_a_warm_front_end() {
+    let pool = pool();
+    let cfg = ComposeConfig { p_warm: 1.0, warm_seconds: (0.5, 1.5), ..Default::default() };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut heard = 0;
+    for _ in 0..20 {
+        let s = compose(&pool, &cfg, 300, 160, &mut rng);
+        // Whole hops, so the labelled frames stay aligned with the audio after it.
+        assert_eq!(s.warm_up.len() % 160, 0);
+        let hops = s.warm_up.len() / 160;
+        assert!((50..=150).contains(&hops), "{hops} hops of warm-up for 0.5-1.5 s");
+        assert_eq!(s.audio.len(), 300 * 160);
+        assert_eq!(s.labels.targets.len(), 300);
+        heard += usize::from(s.warm_up.iter().any(|v| v.abs() > 1e-4));
+    }
+    assert!(heard >= 15, "only {heard} of 20 warm-ups have sound in them");
+    let cold = ComposeConfig { p_warm: 0.0, ..Default::default() };
+    for _ in 0..5 {
+        assert!(compose(&pool, &cold, 300, 160, &mut rng).warm_up.is_empty());
+    }
+}
+
 fn tiny_config(out: &std::path::Path) -> TrainConfig {
     TrainConfig {
         out: out.to_path_buf(),

@@ -345,11 +345,8 @@ fn si(v: f64) -> String {
 pub fn signals(ui: &mut egui::Ui, state: &Dashboard, spec: &Option<TextureHandle>, rasters: &[Option<TextureHandle>]) {
     let w = ui.available_width();
     // Named for the loaded model's front end: the shipped one compresses with PCEN.
-    let kind = match state.card.as_ref().map(|c| &c.frontend.compression) {
-        Some(crate::features::Compression::Pcen(_)) => "PCEN mel",
-        _ => "log-mel",
-    };
-    ui.label(RichText::new(format!("{kind} spectrogram (last 5 s)")).strong());
+    let kind = state.card.as_ref().map_or("log", |c| c.frontend.compression.name());
+    ui.label(RichText::new(format!("{kind}-mel spectrogram (last 5 s)")).strong());
     if let Some(t) = spec {
         ui.add(egui::Image::from_texture((t.id(), egui::vec2(w, 80.0))).corner_radius(3.0));
     }

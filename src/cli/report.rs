@@ -100,10 +100,7 @@ pub fn print_card(path: &Path, m: &Model) {
     let a = &c.architecture;
     println!("model      {} ({})", c.name, path.display());
     println!("labels     {}", c.labels.join(" "));
-    let compression = match c.frontend.compression {
-        spikeword::features::Compression::Pcen(_) => "PCEN",
-        spikeword::features::Compression::Log => "log",
-    };
+    let compression = c.frontend.compression.name();
     println!(
         "front end  {} Hz, {} mel bands ({compression}), {} ms window, {} ms hop",
         c.frontend.sample_rate,

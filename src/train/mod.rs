@@ -156,6 +156,7 @@ pub fn make_examples(pool: &Pool, cfg: &TrainConfig, n: usize, seed: u64, what: 
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let seq = compose(pool, &cfg.compose, frames, hop, &mut rng);
             let mut fe = FrontEnd::with_warp(cfg.frontend.clone(), seq.warp).expect("training front end is valid");
+            fe.push(&seq.warm_up, |_| {});
             let mut features = fe.frames_of(&seq.audio);
             features.truncate(frames * cfg.frontend.n_mels);
             pb.inc(1);
