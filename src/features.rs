@@ -43,9 +43,10 @@ pub struct PcenConfig {
     pub eps: f32,
     /// Smoothing while the energy falls below `M` (0: `smoothing`, the symmetric smoother
     /// of the paper). With `smoothing` 0.025 a loud word takes 4.5 s to fade by 50 dB, so a
-    /// keyword said a second or two later was divided by the last word; a faster release
-    /// lets `M` fall back to the room's level within the pause, as an AGC's release does,
-    /// while words still rise against a slow attack.
+    /// keyword said a second or two later is divided by the last word; a faster release lets
+    /// `M` fall back to the room's level within the pause, as an AGC's release does, while
+    /// words still rise against a slow attack. (Run r17, 0.08, did not keep its recall back
+    /// to back and raised more false alarms; the shipped model has 0.)
     #[serde(default)]
     pub release: f32,
 }

@@ -296,7 +296,7 @@ impl Dashboard {
                 self.model_gen = gen;
                 self.model_input = path.display().to_string();
                 self.model_path = Some(path);
-                self.card = Some(card);
+                self.card = Some(*card);
                 self.model_error = None;
                 self.model_loading = None;
                 self.notice = None;

@@ -84,7 +84,7 @@ pub enum Event {
     /// The audio arrived: time from opening to the first callback.
     FirstAudio(Duration),
     /// A model now runs; its frames carry `gen`.
-    Model { card: ModelCard, path: PathBuf, gen: u32 },
+    Model { card: Box<ModelCard>, path: PathBuf, gen: u32 },
     ModelError { path: PathBuf, error: String },
     /// The thresholds the running detector holds, one per label (infinite for non-keywords).
     Thresholds(Vec<f32>),
@@ -529,7 +529,7 @@ impl Worker {
         if rate != old_rate || !had_model {
             self.ring = AudioRing::new((MAX_RECORD_SECONDS * rate as f32) as usize);
         }
-        self.event(Event::Model { card: model.card.clone(), path: path.clone(), gen: self.model_gen });
+        self.event(Event::Model { card: Box::new(model.card.clone()), path: path.clone(), gen: self.model_gen });
         self.model = Some((model, path));
         self.event(Event::Thresholds(thresholds));
         self.event(Event::Mode(self.mode));

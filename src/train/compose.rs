@@ -97,9 +97,9 @@ pub struct ComposeConfig {
     /// Share of sequences whose front end is first run over the end of another composed
     /// sequence (its frames are dropped). PCEN's smoother remembers a loud word for
     /// seconds, and in use the front end never starts cold; a network trained only on cold
-    /// starts missed keywords said a few seconds apart. 0: every sequence starts cold. (Run
-    /// r16, 0.8: back-to-back recall rose from 32% to 42%, but fresh recall fell from 56% to
-    /// 43%; a faster PCEN release does the job in the front end instead.)
+    /// starts missed keywords said a few seconds apart. 0: every sequence starts cold, as
+    /// the shipped recipe does. (Runs r16 and r18, 0.8 and 0.3: back-to-back recall rose
+    /// from 32% to 42% and 35%, but fresh recall fell from 56% to 43% and 45%.)
     #[serde(default)]
     pub p_warm: f32,
     /// Length range of that warm-up audio, seconds.
@@ -212,7 +212,8 @@ fn perturb(u: &Utterance, cfg: &ComposeConfig, rng: &mut impl Rng) -> (Vec<f32>,
 /// another composed sequence: a keyword, words, speech or noise a moment earlier).
 pub fn compose(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng: &mut impl Rng) -> Sequence {
     let mut seq = compose_cold(pool, cfg, frames, hop, rng);
-    if rng.gen::<f32>() < cfg.p_warm {
+    // No draw when off, so the default recipe composes the same sequences as before.
+    if cfg.p_warm > 0.0 && rng.gen::<f32>() < cfg.p_warm {
         let (lo, hi) = (cfg.warm_seconds.0.max(0.0), cfg.warm_seconds.1.max(cfg.warm_seconds.0.max(0.0)));
         let hops = ((rng.gen_range(lo..=hi) * RATE as f32) as usize / hop).clamp(1, frames);
         let before = compose_cold(pool, cfg, frames, hop, rng);
