@@ -108,13 +108,13 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, plot, json } => {
             if part == spikeword::corpus::Part::Calib {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
             }
             let model = load_model(model.as_deref())?;
             let corpus = spikeword::corpus::load(&data)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db };
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back_reset };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");

@@ -5,7 +5,7 @@ mod common;
 
 use common::{asset, small_model};
 use spikeword::corpus::{self, part_of, NegativeKind, Part};
-use spikeword::eval::stream::{benchmark, BenchmarkOptions};
+use spikeword::eval::stream::{benchmark, BackToBackReset, BenchmarkOptions};
 use std::path::Path;
 
 /// Speaker ids that fall in the wanted part.
@@ -67,7 +67,7 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
     data_folder(dir.path());
     let c = corpus::load(dir.path()).unwrap();
     let model = small_model(5);
-    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![10.0], threshold: Some(0.5), dense_twin: true, limit: None, seed: 1, gain_db: 0.0 };
+    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![10.0], threshold: Some(0.5), dense_twin: true, limit: None, seed: 1, ..Default::default() };
     let r = benchmark(&model, &c, &opt).unwrap();
     assert_eq!(r.results.len(), 2, "spiking and its twin");
     let negative_files = c.negatives.iter().filter(|n| n.part == Part::Test).count();
@@ -97,12 +97,41 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
 }
 
 #[test]
+fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    let c = corpus::load(dir.path()).unwrap();
+    // The shipped model, so that real clips are caught at some thresholds and missed at others.
+    let model = spikeword::model::Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/spikeword-kws12.safetensors")).unwrap();
+    let mut caught_somewhere = 0;
+    for threshold in [0.5, 0.9, 0.99, 0.999] {
+        let run = |reset| {
+            let opt = BenchmarkOptions { snr_db: vec![], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back_reset: reset, ..Default::default() };
+            benchmark(&model, &c, &opt).unwrap().results.remove(0)
+        };
+        // Resetting the whole pipeline before each clip makes each back-to-back trial the
+        // clip's own fresh trial, caught or missed alike.
+        let all = run(BackToBackReset::All);
+        assert_eq!(all.back_to_back.caught, all.clean.caught, "threshold {threshold}");
+        assert_eq!(all.back_to_back.per_keyword, all.clean.per_keyword);
+        caught_somewhere += all.clean.caught;
+        // The partial resets run the same clips; the fresh trials do not depend on them.
+        for reset in [BackToBackReset::None, BackToBackReset::FrontEnd, BackToBackReset::Network] {
+            let m = run(reset);
+            assert_eq!(m.back_to_back.clips, all.clean.clips);
+            assert_eq!(m.clean.caught, all.clean.caught);
+        }
+    }
+    assert!(caught_somewhere > 0, "no threshold caught a clip: the comparison above was empty");
+}
+
+#[test]
 fn every_false_alarm_is_located_in_its_file() {
     let dir = tempfile::tempdir().unwrap();
     data_folder(dir.path());
     let c = corpus::load(dir.path()).unwrap();
     // Threshold 0: the detector fires once per refractory time on every negative file.
-    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![], threshold: Some(0.0), dense_twin: false, limit: None, seed: 1, gain_db: 0.0 };
+    let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![], threshold: Some(0.0), dense_twin: false, limit: None, seed: 1, ..Default::default() };
     let r = benchmark(&small_model(5), &c, &opt).unwrap();
     let m = &r.results[0];
     assert!(m.false_alarms > 0);

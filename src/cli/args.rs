@@ -113,6 +113,10 @@ pub enum Command {
         /// Play every recording this many dB louder or quieter (level robustness).
         #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
         gain_db: f32,
+        /// What the back-to-back stream resets before each clip: none (as in use), front-end,
+        /// network or all (each clip as a fresh trial). Tells whose state costs recall there.
+        #[arg(long, value_enum, default_value_t = spikeword::eval::stream::BackToBackReset::None)]
+        back_to_back_reset: spikeword::eval::stream::BackToBackReset,
         /// Where to write the DET plot (PNG) and the whole report (same name, .json).
         #[arg(long, default_value = "det.png")]
         plot: PathBuf,

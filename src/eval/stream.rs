@@ -44,11 +44,29 @@ pub struct BenchmarkOptions {
     pub seed: u64,
     /// Gain applied to every recording (dB; clipped at full scale): level robustness.
     pub gain_db: f32,
+    /// What the back-to-back stream resets before each clip (nothing, as in use): tells
+    /// whose state costs recall there, the front end's or the network's.
+    pub back_to_back_reset: BackToBackReset,
+}
+
+/// Part of the pipeline the back-to-back stream resets before each clip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackToBackReset {
+    /// Nothing: one running stream, as in use.
+    #[default]
+    None,
+    /// The front end only (PCEN's smoothed energy, the window); the network keeps running.
+    FrontEnd,
+    /// The network only (memories, voltages); the front end keeps running.
+    Network,
+    /// Everything: each clip scored as in its own fresh trial.
+    All,
 }
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0 }
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back_reset: BackToBackReset::None }
     }
 }
 
@@ -154,6 +172,7 @@ pub struct BenchmarkReport {
     pub thresholds: BTreeMap<String, f32>,
     pub snr_db: Vec<f32>,
     pub positive_source: String,
+    pub back_to_back_reset: BackToBackReset,
     pub results: Vec<ModeResult>,
 }
 
@@ -290,6 +309,12 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         for &i in &order {
             let (path, label) = positives[i];
             let (x, span) = padded(&clips[i], rate);
+            match opt.back_to_back_reset {
+                BackToBackReset::None => {}
+                BackToBackReset::FrontEnd => p.frontend.reset(),
+                BackToBackReset::Network => p.network.reset(),
+                BackToBackReset::All => p.reset(),
+            }
             let at = trace.len();
             file_starts.push((at, path.to_path_buf()));
             trace.extend(run_trace(&mut p, &x, &is_kw, |_| {}));
@@ -577,6 +602,7 @@ pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Resu
         thresholds,
         snr_db: opt.snr_db.clone(),
         positive_source: "speech_commands_v2 keyword clips".into(),
+        back_to_back_reset: opt.back_to_back_reset,
         results,
     })
 }

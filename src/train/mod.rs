@@ -268,7 +268,7 @@ impl DevMetrics {
 /// The streaming metric checkpoints are chosen by: keyword clips of the dev part, negatives
 /// of the dev and calibration parts.
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
-    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, gain_db: 0.0 };
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, ..Default::default() };
     let mut traces = collect_traces(model, corpus, mode, &opt)?;
     // The calibration negatives are never trained on either: with them the false-alarm side
     // of the score rests on more than twice the audio, so checkpoints are chosen less by luck.
