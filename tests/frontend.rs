@@ -83,7 +83,6 @@ fn pcen_release_forgets_a_loud_word_within_the_pause() {
     assert!(warm > 0.9 * cold, "fast release: after a loud word {warm}, after silence {cold}");
 }
 
-
 #[test]
 fn pcen_does_not_depend_on_the_input_level_but_log_mel_does() {
     let x = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();

@@ -151,8 +151,8 @@ pub struct RecallAt {
 pub struct ModeResult {
     pub mode: Mode,
     pub clean: Recall,
-    /// The same clean clips (same padding, same rule) back to back in one stream that is
-    /// never reset, as a detector that runs all day hears them.
+    /// The same clean clips (same padding, same rule) back to back in one stream, as a
+    /// detector that runs all day hears them (never reset unless `back_to_back_reset` says).
     pub back_to_back: Recall,
     pub noisy: Vec<(f32, Recall)>,
     pub negatives: Vec<NegativeResult>,
@@ -179,8 +179,9 @@ pub struct BenchmarkReport {
 /// Everything a mode's traces need to be scored at any thresholds.
 pub struct Traces {
     pub clean: Vec<PositiveTrace>,
-    /// The clean clips in one stream, shuffled, never reset; `said` holds each clip's frames
-    /// (clip start to the end of the silence after it). None without positives.
+    /// The clean clips in one stream, shuffled, reset between clips only as
+    /// `back_to_back_reset` says; `said` holds each clip's frames (clip start to the end of
+    /// the silence after it). None without positives.
     pub back_to_back: Option<NegativeTrace>,
     pub noisy: Vec<Vec<PositiveTrace>>,
     pub negatives: Vec<NegativeTrace>,
@@ -296,9 +297,9 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             noisy[k].push(t);
         }
     }
-    // The same clips back to back, never reset: whatever a word leaves in the state (the
-    // front end's smoothed energy, the memories, the voltages) meets the next one, as in use.
-    // Each trial above starts from a fresh state, which no running detector has.
+    // The same clips back to back, by default never reset: whatever a word leaves in the
+    // state (the front end's smoothed energy, the memories, the voltages) meets the next one,
+    // as in use. Each trial above starts from a fresh state, which no running detector has.
     let back_to_back = if positives.is_empty() {
         None
     } else {

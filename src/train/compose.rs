@@ -214,7 +214,8 @@ pub fn compose(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng:
     let mut seq = compose_cold(pool, cfg, frames, hop, rng);
     // No draw when off, so the default recipe composes the same sequences as before.
     if cfg.p_warm > 0.0 && rng.gen::<f32>() < cfg.p_warm {
-        let (lo, hi) = (cfg.warm_seconds.0.max(0.0), cfg.warm_seconds.1.max(cfg.warm_seconds.0.max(0.0)));
+        let lo = cfg.warm_seconds.0.max(0.0);
+        let hi = cfg.warm_seconds.1.max(lo);
         let hops = ((rng.gen_range(lo..=hi) * RATE as f32) as usize / hop).clamp(1, frames);
         let before = compose_cold(pool, cfg, frames, hop, rng);
         seq.warm_up = before.audio[before.audio.len() - hops * hop..].to_vec();
