@@ -158,13 +158,7 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             m.clean.per_keyword.iter().map(|(k, (n, c))| format!("{k} {:.0}%", 100.0 * *c as f64 / (*n).max(1) as f64)).collect::<Vec<_>>().join(", ")
         );
         if m.back_to_back.clips > 0 {
-            use spikeword::eval::stream::BackToBackReset;
-            let reset = match r.back_to_back_reset {
-                BackToBackReset::None => "never reset",
-                BackToBackReset::FrontEnd => "only the front end reset before each clip",
-                BackToBackReset::Network => "only the network reset before each clip",
-                BackToBackReset::All => "everything reset before each clip",
-            };
+            let reset = r.back_to_back_reset.describe();
             println!(
                 "  the same clips back to back in one stream, {reset}: recall {:.1}% ({} of {})",
                 100.0 * m.back_to_back.recall,

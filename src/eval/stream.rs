@@ -64,6 +64,18 @@ pub enum BackToBackReset {
     All,
 }
 
+impl BackToBackReset {
+    /// How the report names the stream this reset gives.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BackToBackReset::None => "never reset",
+            BackToBackReset::FrontEnd => "only the front end reset before each clip",
+            BackToBackReset::Network => "only the network reset before each clip",
+            BackToBackReset::All => "everything reset before each clip",
+        }
+    }
+}
+
 impl Default for BenchmarkOptions {
     fn default() -> Self {
         Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back_reset: BackToBackReset::None }
