@@ -174,6 +174,21 @@ fn training_lowers_the_loss_and_the_export_matches_inference() {
 }
 
 #[test]
+fn a_run_is_reproducible_from_its_configuration() {
+    // Dense epochs, one mining pass and spiking epochs: two runs of one configuration give
+    // the same weights bit for bit, whatever the thread pool made of each batch.
+    let cfg = |d: &std::path::Path| TrainConfig { epochs: 3, anneal_epochs: 1, ..tiny_config(d) };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = train(&cfg(a.path()), false, Some(pool())).unwrap();
+    let second = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| train(&cfg(b.path()), false, Some(pool())).unwrap());
+    assert_eq!(first.weights, second.weights);
+    // A different seed is a different run (so the check above could fail).
+    let c = tempfile::tempdir().unwrap();
+    let third = train(&TrainConfig { seed: 7, ..cfg(c.path()) }, false, Some(pool())).unwrap();
+    assert_ne!(first.weights, third.weights);
+}
+
+#[test]
 fn noise_is_mixed_at_the_drawn_snr_against_the_word_itself() {
     // eval-stream measures SNR against the word's speech span; training must mean the same
     // thing, or "10 dB" in training is several dB easier than "10 dB" in the benchmark.

@@ -211,6 +211,10 @@ impl Adam {
     }
 }
 
+/// Parts a batch's gradient is split into. Fixed, not the thread count, so a run gives the
+/// same weights on any machine; 8 keeps every core of a small machine busy.
+const GRAD_PARTS: usize = 8;
+
 fn add_weights(a: &mut Weights, b: &Weights) {
     for (x, y) in a.tensors_mut().into_iter().zip(b.tensors()) {
         for (p, q) in x.iter_mut().zip(y.1) {
@@ -402,31 +406,36 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         let (mut windows, mut caught, mut false_fires) = (0usize, 0usize, 0usize);
         for (b, batch) in idx.chunks(cfg.batch).enumerate() {
             let seeds: Vec<u64> = batch.iter().map(|_| rng.gen()).collect();
-            let (g, loss, st) = batch
+            // A fixed split of the batch, summed in order: the float sums (and so the run)
+            // do not depend on how rayon happens to schedule the work.
+            let per = batch.len().div_ceil(GRAD_PARTS).max(1);
+            let parts: Vec<(&[usize], &[u64])> = batch.chunks(per).zip(seeds.chunks(per)).collect();
+            let sums: Vec<(Weights, f64, (usize, usize, usize))> = parts
                 .par_iter()
-                .zip(seeds)
-                .fold(
-                    || (Weights::zeros(&arch), 0.0f64, (0usize, 0usize, 0usize)),
-                    |(mut g, loss, st), (&i, s)| {
+                .map(|&(items, seeds)| {
+                    let mut acc = (Weights::zeros(&arch), 0.0f64, (0usize, 0usize, 0usize));
+                    for (&i, &s) in items.iter().zip(seeds) {
                         let mut r = rand::rngs::StdRng::seed_from_u64(s);
                         let v0: Vec<Vec<f32>> = arch.layers.iter().map(|l| (0..l.units).map(|_| r.gen::<f32>()).collect()).collect();
                         let ex = &examples[i];
                         let mut x = ex.features.clone();
                         spec_augment(&mut x, dim, &w.input_mean, cfg, &mut r);
                         let trace = forward_sequence(&arch, &w, &x, mode, Some(&v0));
-                        let (l, dz, s) = streaming_loss(&trace.logits, &ex.labels, cfg.smoothing_frames, &is_kw, &cfg.loss);
-                        grad::backward(&arch, &w, &trace, &dz, cfg.rate_reg, &mut g);
-                        (g, loss + l as f64, (st.0 + s.windows, st.1 + s.caught, st.2 + s.false_fire as usize))
-                    },
-                )
-                .reduce(
-                    || (Weights::zeros(&arch), 0.0, (0, 0, 0)),
-                    |(mut a, la, sa), (b, lb, sb)| {
-                        add_weights(&mut a, &b);
-                        (a, la + lb, (sa.0 + sb.0, sa.1 + sb.1, sa.2 + sb.2))
-                    },
-                );
-            let mut g = g;
+                        let (l, dz, st) = streaming_loss(&trace.logits, &ex.labels, cfg.smoothing_frames, &is_kw, &cfg.loss);
+                        grad::backward(&arch, &w, &trace, &dz, cfg.rate_reg, &mut acc.0);
+                        acc.1 += l as f64;
+                        acc.2 = (acc.2 .0 + st.windows, acc.2 .1 + st.caught, acc.2 .2 + st.false_fire as usize);
+                    }
+                    acc
+                })
+                .collect();
+            let mut sums = sums.into_iter();
+            let Some((mut g, mut loss, mut st)) = sums.next() else { continue };
+            for (part, lb, sb) in sums {
+                add_weights(&mut g, &part);
+                loss += lb;
+                st = (st.0 + sb.0, st.1 + sb.1, st.2 + sb.2);
+            }
             scale_weights(&mut g, 1.0 / batch.len() as f32);
             // Global-norm clipping keeps the early spiking epochs stable.
             let norm = g.tensors().iter().skip(2).map(|(_, t)| t.iter().map(|v| v * v).sum::<f32>()).sum::<f32>().sqrt();
