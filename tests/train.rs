@@ -10,7 +10,7 @@ use spikeword::dataset::{label_index, SILENCE, UNKNOWN};
 use spikeword::features::FrontEnd;
 use spikeword::model::Model;
 use spikeword::network::{LayerSpec, Mode};
-use spikeword::train::compose::{compose, ComposeConfig, Pool, Utterance};
+use spikeword::train::compose::{compose, speech_span, ComposeConfig, HardOrigin, Pool, Said, Utterance};
 use spikeword::train::loss::Target;
 use spikeword::train::{make_examples, train, TrainConfig};
 use rand::SeedableRng;
@@ -186,6 +186,57 @@ fn a_run_is_reproducible_from_its_configuration() {
     let c = tempfile::tempdir().unwrap();
     let third = train(&TrainConfig { seed: 7, ..cfg(c.path()) }, false, Some(pool())).unwrap();
     assert_ne!(first.weights, third.weights);
+}
+
+#[test]
+fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
+    // A sentence that says a keyword, so the hard negatives carry frames left out of the
+    // loss; mining at every firing (threshold 0), so there are hard negatives to carry over
+    // the stop (mining runs before epochs 3 and 5; the stop is after epoch 3).
+    let p = || {
+        let mut p = pool();
+        let (word, yes) = (load("unknown_backward_0cb74144.flac"), load("yes_0cb74144.flac"));
+        let (a, b) = speech_span(&yes);
+        let said = Said { label: label_index("yes").unwrap(), start: word.len() + a, end: word.len() + b };
+        p.speech.push(Utterance::new([word.as_slice(), yes.as_slice()].concat(), vec![said]));
+        p
+    };
+    let cfg = |d: &std::path::Path| TrainConfig {
+        epochs: 5,
+        mine_threshold: 0.0,
+        mine_fraction: 1.0,
+        compose: ComposeConfig { seconds: 2.0, p_hard: 0.5, ..Default::default() },
+        ..tiny_config(d)
+    };
+    let unbroken_dir = tempfile::tempdir().unwrap();
+    let unbroken = train(&cfg(unbroken_dir.path()), false, Some(p())).unwrap();
+
+    let stopped = |d: &std::path::Path| {
+        let first = train(&TrainConfig { stop_after: Some(3), ..cfg(d) }, false, Some(p())).unwrap();
+        assert_eq!(first.card.metrics["epochs"].as_array().unwrap().len(), 3);
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(d.join("hard_negatives.json")).unwrap()).unwrap();
+        assert!(!listed.is_empty(), "no hard negatives to carry over");
+    };
+    let resumed_dir = tempfile::tempdir().unwrap();
+    stopped(resumed_dir.path());
+    let resumed = train(&cfg(resumed_dir.path()), true, Some(p())).unwrap();
+    assert_eq!(resumed.card.metrics["epochs"].as_array().unwrap().len(), 5);
+    assert_eq!(resumed.weights, unbroken.weights);
+
+    // Without the list, the resumed run trains on other sequences and ends elsewhere: the
+    // check above could fail.
+    let lost_dir = tempfile::tempdir().unwrap();
+    stopped(lost_dir.path());
+    std::fs::remove_file(lost_dir.path().join("hard_negatives.json")).unwrap();
+    let lost = train(&cfg(lost_dir.path()), true, Some(p())).unwrap();
+    assert_ne!(lost.weights, unbroken.weights);
+
+    // A list that names audio the data no longer has is refused, not cut short.
+    let gone = [HardOrigin { utterances: vec![0, 9], start: 0, end: 160 }];
+    let err = spikeword::train::mine::rebuild(&p(), &gone, 160, 16_000).unwrap_err();
+    assert!(err.contains("utterance 9"), "{err}");
+    let past_end = [HardOrigin { utterances: vec![0], start: 0, end: 10_000_000 }];
+    assert!(spikeword::train::mine::rebuild(&p(), &past_end, 160, 16_000).is_err());
 }
 
 #[test]

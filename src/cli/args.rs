@@ -282,6 +282,10 @@ pub struct TrainArgs {
     /// Continue from the run folder's last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Stop after this epoch (checkpointed), to go on later with --resume; a resumed run
+    /// ends with the same weights as one never stopped.
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after: Option<usize>,
     /// Also copy the final model here (e.g. models/spikeword-kws12.safetensors).
     #[arg(long)]
     pub export: Option<PathBuf>,

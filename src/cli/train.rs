@@ -59,7 +59,7 @@ fn config(a: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let saved = a.out.join("config.json");
-    let cfg = if a.resume && saved.is_file() {
+    let mut cfg = if a.resume && saved.is_file() {
         // A resumed run continues with the settings it started with.
         let text = std::fs::read_to_string(&saved).with_context(|| format!("reading {}", saved.display()))?;
         let cfg: TrainConfig = serde_json::from_str(&text).with_context(|| format!("{} is not a training configuration", saved.display()))?;
@@ -68,7 +68,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
     } else {
         config(&a)?
     };
+    if a.stop_after == Some(0) {
+        bail!("--stop-after counts epochs from 1");
+    }
+    cfg.stop_after = a.stop_after;
     let mut model = spikeword::train::train(&cfg, a.resume, None)?;
+    let trained = model.card.metrics["epochs"].as_array().map_or(0, |e| e.len());
+    if trained < cfg.epochs {
+        eprintln!("{trained} of {} epochs done; continue with the same command and --resume", cfg.epochs);
+        return Ok(());
+    }
     let out = cfg.out.join("model.safetensors");
     if !a.no_calibrate {
         let corpus = spikeword::corpus::load(&cfg.data)?;

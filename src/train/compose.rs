@@ -35,6 +35,17 @@ pub struct Utterance {
 pub struct HardNegative {
     pub audio: Vec<f32>,
     pub ignore: Vec<bool>,
+    pub origin: HardOrigin,
+}
+
+/// Where a hard negative was cut from: the pool's negatives streamed one after another
+/// (indices as [`Pool::negative`] takes them) and the sample range of their concatenation.
+/// A checkpoint keeps this instead of the audio, so a resumed run cuts the same audio again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardOrigin {
+    pub utterances: Vec<usize>,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// Everything sequences are made from. Keyword clips are split by kind so real voices can
@@ -50,6 +61,17 @@ pub struct Pool {
     /// Background noise (training part of each recording).
     pub noise: Vec<Vec<f32>>,
     pub hard: Vec<HardNegative>,
+}
+
+impl Pool {
+    /// Negative utterance `i` of the ones mining streams: the isolated words, then the
+    /// running speech.
+    pub fn negative(&self, i: usize) -> Option<&Utterance> {
+        if i < self.words.len() { self.words.get(i) } else { self.speech.get(i - self.words.len()) }
+    }
+    pub fn negatives(&self) -> usize {
+        self.words.len() + self.speech.len()
+    }
 }
 
 /// How sequences are put together.

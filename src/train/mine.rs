@@ -1,7 +1,7 @@
 //! Hard-negative mining: stream the training negatives through the current model, as the
 //! detector would hear them, and keep the few seconds before every place it fired.
 
-use super::compose::{HardNegative, Pool, Utterance};
+use super::compose::{HardNegative, HardOrigin, Pool};
 use crate::detect::is_keyword;
 use crate::model::Model;
 use crate::network::Mode;
@@ -26,19 +26,19 @@ pub struct MineOptions {
 pub fn mine(model: &Model, pool: &Pool, opt: &MineOptions, rng: &mut impl Rng) -> Vec<HardNegative> {
     let hop = model.card.frontend.hop_length;
     let rate = model.card.frontend.sample_rate as usize;
-    let mut order: Vec<&Utterance> = pool.words.iter().chain(&pool.speech).filter(|_| rng.gen::<f32>() < opt.fraction).collect();
+    let mut order: Vec<usize> = (0..pool.negatives()).filter(|_| rng.gen::<f32>() < opt.fraction).collect();
     order.shuffle(rng);
     // Chunks of about 60 s, so both cores work.
-    let mut chunks: Vec<Vec<&Utterance>> = Vec::new();
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
     let mut len = usize::MAX;
-    for u in order {
+    for i in order {
         if len > 60 * rate {
             chunks.push(Vec::new());
             len = 0;
         }
-        len += u.audio.len();
+        len += pool.negative(i).map_or(0, |u| u.audio.len());
         if let Some(c) = chunks.last_mut() {
-            c.push(u);
+            c.push(i);
         }
     }
     let is_kw: Vec<bool> = model.card.labels.iter().map(|l| is_keyword(l)).collect();
@@ -48,15 +48,7 @@ pub fn mine(model: &Model, pool: &Pool, opt: &MineOptions, rng: &mut impl Rng) -
     chunks
         .par_iter()
         .map(|chunk| {
-            let mut audio = Vec::new();
-            let mut excused: Vec<(usize, usize)> = Vec::new();
-            for u in chunk {
-                for k in &u.said {
-                    // The keyword itself and the detector's usual delay after it.
-                    excused.push((audio.len() + k.start, audio.len() + k.end + rate));
-                }
-                audio.extend_from_slice(&u.audio);
-            }
+            let (audio, excused) = chunk_audio(pool, chunk, rate);
             let mut p = Pipeline::new(model);
             p.network.set_mode(opt.mode);
             let mut hits = Vec::new();
@@ -76,18 +68,60 @@ pub fn mine(model: &Model, pool: &Pool, opt: &MineOptions, rng: &mut impl Rng) -
             hits.into_iter()
                 .map(|s| {
                     let end = (s + after).min(audio.len());
-                    let start = end.saturating_sub(keep);
-                    let frames = (end - start) / hop;
-                    let ignore = (0..frames)
-                        .map(|f| {
-                            let at = start + (f + 1) * hop;
-                            excused.iter().any(|&(a, b)| at >= a && at <= b)
-                        })
-                        .collect();
-                    HardNegative { audio: audio[start..end].to_vec(), ignore }
+                    let origin = HardOrigin { utterances: chunk.clone(), start: end.saturating_sub(keep), end };
+                    cut(&audio, &excused, origin, hop)
                 })
                 .collect::<Vec<_>>()
         })
         .flatten()
         .collect()
+}
+
+/// Cuts the hard negatives a checkpoint lists out of the pool again. Fails if the pool no
+/// longer has the utterances they came from (the data changed since the run started).
+pub fn rebuild(pool: &Pool, origins: &[HardOrigin], hop: usize, rate: usize) -> Result<Vec<HardNegative>, String> {
+    let mut out = Vec::with_capacity(origins.len());
+    // Hard negatives of one chunk are listed together: build each chunk's audio once.
+    let mut built: Option<&[usize]> = None;
+    let (mut audio, mut excused) = (Vec::new(), Vec::new());
+    for o in origins {
+        if let Some(&bad) = o.utterances.iter().find(|&&i| i >= pool.negatives()) {
+            return Err(format!("negative utterance {bad} is not in the training data ({} now)", pool.negatives()));
+        }
+        if built != Some(o.utterances.as_slice()) {
+            (audio, excused) = chunk_audio(pool, &o.utterances, rate);
+            built = Some(&o.utterances);
+        }
+        if o.start > o.end || o.end > audio.len() {
+            return Err(format!("samples {}..{} lie outside their {} samples of audio", o.start, o.end, audio.len()));
+        }
+        out.push(cut(&audio, &excused, o.clone(), hop));
+    }
+    Ok(out)
+}
+
+/// The chunk's utterances one after another, and the spans that are not false alarms: each
+/// keyword a sentence says, and the detector's usual delay (a second) after it.
+fn chunk_audio(pool: &Pool, chunk: &[usize], rate: usize) -> (Vec<f32>, Vec<(usize, usize)>) {
+    let mut audio = Vec::new();
+    let mut excused = Vec::new();
+    for u in chunk.iter().filter_map(|&i| pool.negative(i)) {
+        for k in &u.said {
+            excused.push((audio.len() + k.start, audio.len() + k.end + rate));
+        }
+        audio.extend_from_slice(&u.audio);
+    }
+    (audio, excused)
+}
+
+fn cut(audio: &[f32], excused: &[(usize, usize)], origin: HardOrigin, hop: usize) -> HardNegative {
+    let (start, end) = (origin.start, origin.end);
+    let frames = (end - start) / hop;
+    let ignore = (0..frames)
+        .map(|f| {
+            let at = start + (f + 1) * hop;
+            excused.iter().any(|&(a, b)| at >= a && at <= b)
+        })
+        .collect();
+    HardNegative { audio: audio[start..end].to_vec(), ignore, origin }
 }

@@ -23,7 +23,7 @@ use crate::model::{Model, ModelCard, FORMAT_VERSION};
 use crate::network::{forward_sequence, Architecture, LayerSpec, Mode, Weights};
 use crate::progress::bar as progress;
 use anyhow::{bail, Context, Result};
-use compose::{compose, ComposeConfig, Pool};
+use compose::{compose, ComposeConfig, HardOrigin, Pool};
 use loss::{streaming_loss, LossWeights, SeqLabels};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -80,6 +80,10 @@ pub struct TrainConfig {
     pub average_last: usize,
     /// Use at most this many files per source (tests and quick runs).
     pub limit_files: Option<usize>,
+    /// Stop (checkpointed) after this epoch, to go on later with `--resume`. Not part of
+    /// the run's settings, so it is not saved.
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +123,7 @@ impl Default for TrainConfig {
             eval_every: 2,
             average_last: 12,
             limit_files: None,
+            stop_after: None,
         }
     }
 }
@@ -364,6 +369,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let ckpt_state = cfg.out.join("checkpoint.json");
     let best_path = cfg.out.join("best.safetensors");
     let avg_path = cfg.out.join("average.safetensors");
+    let hard_path = cfg.out.join("hard_negatives.json");
     let mut avg: Option<Weights> = None;
     let mut averaged = 0usize;
     if resume && ckpt_state.is_file() {
@@ -379,7 +385,15 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         if averaged > 0 {
             avg = Some(Model::load(&avg_path)?.weights);
         }
-        eprintln!("resuming at epoch {}", start + 1);
+        if hard_path.is_file() {
+            let origins: Vec<HardOrigin> = serde_json::from_str(&std::fs::read_to_string(&hard_path)?)
+                .with_context(|| format!("{} is not a list of hard negatives", hard_path.display()))?;
+            pool.hard = mine::rebuild(&pool, &origins, cfg.frontend.hop_length, cfg.frontend.sample_rate as usize)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", hard_path.display()))?;
+        } else if c.next_epoch > cfg.dense_epochs && cfg.mine_every > 0 {
+            eprintln!("{} is missing: this run goes on without its hard negatives until the next mining pass", hard_path.display());
+        }
+        eprintln!("resuming at epoch {} with {} hard negatives", start + 1, pool.hard.len());
     }
     let is_kw: Vec<bool> = LABELS.iter().map(|l| is_keyword(l)).collect();
     let steps_per_epoch = cfg.sequences_per_epoch.div_ceil(cfg.batch).max(1);
@@ -517,7 +531,13 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         Model { card: card(cfg, dt, metrics), weights: w.clone() }.save(&ckpt_model)?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&cfg.out.join("adam_m.safetensors"))?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&cfg.out.join("adam_v.safetensors"))?;
+        let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
+        std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
         std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
+        if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
+            eprintln!("stopped after epoch {} as asked; go on with --resume", epoch + 1);
+            return Ok(Model { card: card(cfg, dt, serde_json::json!({ "epochs": log })), weights: w });
+        }
     }
     let (mode, dt) = cfg.schedule(cfg.epochs.saturating_sub(1));
     let (mut chosen, chosen_epoch) = if best_path.is_file() {
