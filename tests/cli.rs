@@ -57,6 +57,13 @@ fn bad_inputs_give_clear_errors_not_panics() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent.wav"), "{err}");
+
+    let run = dir.path().join("run");
+    let out = spikeword().args(["train", "--stop-after", "0", "--out"]).arg(&run).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--stop-after"), "{err}");
+    assert!(!run.exists(), "a refused run wrote its folder");
 }
 
 #[test]
