@@ -217,7 +217,7 @@ impl Adam {
 }
 
 /// Parts a batch's gradient is split into. Fixed, not the thread count, so a run gives the
-/// same weights on any machine; 8 keeps every core of a small machine busy.
+/// same weights however many threads do the work; 8 keeps every core of a small machine busy.
 const GRAD_PARTS: usize = 8;
 
 fn add_weights(a: &mut Weights, b: &Weights) {
@@ -535,7 +535,6 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
         std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
-            eprintln!("stopped after epoch {} as asked; go on with --resume", epoch + 1);
             return Ok(Model { card: card(cfg, dt, serde_json::json!({ "epochs": log })), weights: w });
         }
     }
