@@ -527,15 +527,15 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             }
             Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }.save(&avg_path)?;
         }
-        let metrics = serde_json::json!({ "epochs": log });
-        Model { card: card(cfg, dt, metrics), weights: w.clone() }.save(&ckpt_model)?;
+        let checkpoint = Model { card: card(cfg, dt, serde_json::json!({ "epochs": log })), weights: w.clone() };
+        checkpoint.save(&ckpt_model)?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&cfg.out.join("adam_m.safetensors"))?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&cfg.out.join("adam_v.safetensors"))?;
         let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
         std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
         std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
-            return Ok(Model { card: card(cfg, dt, serde_json::json!({ "epochs": log })), weights: w });
+            return Ok(checkpoint);
         }
     }
     let (mode, dt) = cfg.schedule(cfg.epochs.saturating_sub(1));
