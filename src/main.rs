@@ -113,6 +113,11 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
             }
             let model = load_model(model.as_deref())?;
+            if part == spikeword::corpus::Part::Dev {
+                if let Some(w) = spikeword::corpus::split_warning(&model.card.provenance) {
+                    eprintln!("{w}");
+                }
+            }
             let corpus = spikeword::corpus::load(&data)?;
             let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back_reset };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
@@ -133,6 +138,9 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("thresholds are never chosen on the test part");
             }
             let mut model = load_model(model.as_deref())?;
+            if let Some(w) = spikeword::corpus::split_warning(&model.card.provenance) {
+                eprintln!("{w}");
+            }
             let corpus = spikeword::corpus::load(&data)?;
             let c = spikeword::eval::calibrate::calibrate(&model, &corpus, &parts, per_keyword_per_hour, method, None)?;
             let fit = |kc: &spikeword::eval::calibrate::KeywordCalibration| {

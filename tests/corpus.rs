@@ -196,3 +196,20 @@ fn calibration_negatives_are_never_trained_on() {
 fn load_seconds(name: &str) -> f64 {
     spikeword::audio::load_resampled(&asset(name), 16_000).unwrap().len() as f64 / 16_000.0
 }
+
+#[test]
+fn a_model_records_its_split_and_older_models_are_flagged_on_dev() {
+    // A trained model's card names the split it was trained on, so dev figures can say
+    // whether its dev audio was really unseen.
+    let card = spikeword::train::card(&spikeword::train::TrainConfig::default(), 1.0, serde_json::Value::Null);
+    assert_eq!(corpus::trained_dev_percent(&card.provenance), corpus::DEV_PERCENT);
+    assert_eq!(corpus::split_warning(&card.provenance), None);
+    // Models from before the record (the shipped r12 among them) kept 15% out.
+    let legacy = serde_json::json!({ "train_config": {} });
+    assert_eq!(corpus::trained_dev_percent(&legacy), corpus::LEGACY_DEV_PERCENT);
+    let w = corpus::split_warning(&legacy);
+    assert_eq!(w.is_some(), corpus::LEGACY_DEV_PERCENT != corpus::DEV_PERCENT);
+    if let Some(w) = w {
+        assert!(w.contains(&format!("{}%", corpus::LEGACY_DEV_PERCENT)) && w.contains(&format!("{}%", corpus::DEV_PERCENT)), "{w}");
+    }
+}

@@ -319,6 +319,14 @@ struct Checkpoint {
     /// Epochs summed into `average.safetensors` so far.
     #[serde(default)]
     averaged: usize,
+    /// The split's dev share when the run started ([`crate::corpus::DEV_PERCENT`]): resuming
+    /// under another split would train on audio the run had kept out, and vice versa.
+    #[serde(default = "legacy_dev_percent")]
+    dev_percent: u64,
+}
+
+fn legacy_dev_percent() -> u64 {
+    crate::corpus::LEGACY_DEV_PERCENT
 }
 
 /// The model card of the current weights.
@@ -330,7 +338,7 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
         frontend: cfg.frontend.clone(),
         architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt, input_delta: cfg.input_delta },
         detection: DetectionConfig { smoothing_frames: cfg.smoothing_frames, ..Default::default() },
-        provenance: serde_json::json!({ "train_config": cfg }),
+        provenance: serde_json::json!({ "train_config": cfg, "split": crate::corpus::split_record() }),
         metrics,
     }
 }
@@ -374,6 +382,14 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let mut averaged = 0usize;
     if resume && ckpt_state.is_file() {
         let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
+        if c.dev_percent != crate::corpus::DEV_PERCENT {
+            anyhow::bail!(
+                "{} was started when dev was {}% of the non-test ids; this build keeps {}% out, so the run cannot go on on the same audio: start a new run",
+                ckpt_state.display(),
+                c.dev_percent,
+                crate::corpus::DEV_PERCENT
+            );
+        }
         w = Model::load(&ckpt_model)?.weights;
         adam.m = Model::load(&cfg.out.join("adam_m.safetensors"))?.weights;
         adam.v = Model::load(&cfg.out.join("adam_v.safetensors"))?.weights;
@@ -403,7 +419,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         let (mode, dt) = cfg.schedule(epoch);
         arch.dt = dt;
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        if cfg.mine_every > 0 && epoch >= cfg.dense_epochs && (epoch - cfg.dense_epochs).is_multiple_of(cfg.mine_every) && (epoch > 0) {
+        let mines = cfg.mine_every > 0 && epoch >= cfg.dense_epochs && (epoch - cfg.dense_epochs).is_multiple_of(cfg.mine_every) && (epoch > 0);
+        if mines {
             let model = Model { card: card(cfg, dt, serde_json::Value::Null), weights: w.clone() };
             let opt = mine::MineOptions { threshold: cfg.mine_threshold, fraction: cfg.mine_fraction, seconds: cfg.compose.seconds, after_s: 0.5, mode };
             let found = mine::mine(&model, &pool, &opt, &mut rng);
@@ -531,9 +548,13 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         checkpoint.save(&ckpt_model)?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&cfg.out.join("adam_m.safetensors"))?;
         Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&cfg.out.join("adam_v.safetensors"))?;
-        let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
-        std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
-        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
+        // The list changes only when mining runs; the first epoch of every invocation writes it
+        // too, so a list left by an earlier run in the same folder never outlives it.
+        if mines || epoch == start {
+            let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
+            std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
+        }
+        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged, dev_percent: crate::corpus::DEV_PERCENT })?)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
         }
