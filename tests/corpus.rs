@@ -213,3 +213,35 @@ fn a_model_records_its_split_and_older_models_are_flagged_on_dev() {
         assert!(w.contains(&format!("{}%", corpus::LEGACY_DEV_PERCENT)) && w.contains(&format!("{}%", corpus::DEV_PERCENT)), "{w}");
     }
 }
+
+#[test]
+fn dev_figures_count_false_alarms_on_the_dev_and_calibration_negatives_one_row_per_source() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    // Wake-word files named so that some fall in dev and some in calibration.
+    let part_of_file = |name: &str| corpus::negative_part(part_of(name), name);
+    let names = |part: Part| (0..).map(|i| format!("ww{i}")).filter(move |n| part_of_file(n) == part).take(2).collect::<Vec<_>>();
+    for n in names(Part::Dev).into_iter().chain(names(Part::Calib)) {
+        copy("unknown_backward_0cb74144.flac", &dir.path().join("wake_words_a").join("snowboy").join(format!("{n}.flac")));
+    }
+    let c = corpus::load(dir.path()).unwrap();
+    let in_part = |p: Part| c.negatives.iter().filter(|n| n.part == p && n.source == "wake_words").count();
+    assert!(in_part(Part::Dev) >= 2 && in_part(Part::Calib) >= 2);
+    let model = small_model(5);
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![], threshold: Some(0.0), dense_twin: false, limit: None, seed: 1, ..Default::default() };
+    let r = benchmark(&model, &c, &opt).unwrap();
+    let m = &r.results[0];
+    let rows: Vec<_> = m.negatives.iter().filter(|n| n.source == "wake_words").collect();
+    assert_eq!(rows.len(), 1, "the two parts' streams of one source are one row");
+    assert_eq!(rows[0].files, in_part(Part::Dev) + in_part(Part::Calib));
+    let all = c.negatives.iter().filter(|n| matches!(n.part, Part::Dev | Part::Calib)).count();
+    assert_eq!(m.negatives.iter().map(|n| n.files).sum::<usize>(), all);
+    // At threshold 0 every file fires; each false alarm is traced to a file of its own row.
+    assert!(m.false_alarms > 0);
+    for n in &m.negatives {
+        assert_eq!(n.events.len(), n.false_alarms);
+    }
+    let calib_files: Vec<_> = c.negatives.iter().filter(|n| n.part == Part::Calib && n.source == "wake_words").map(|n| n.path.clone()).collect();
+    assert!(rows[0].events.iter().any(|e| calib_files.contains(&e.file)), "the joined stream points into the calibration files too");
+    assert!(rows[0].events.iter().all(|e| e.file.starts_with(dir.path().join("wake_words_a"))));
+}

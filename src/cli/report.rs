@@ -142,6 +142,9 @@ pub fn print_card(path: &Path, m: &Model) {
 
 pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    if r.part == spikeword::corpus::Part::Dev {
+        println!("(dev keyword clips; negatives of the dev and calibration parts, none of them trained on)");
+    }
     const MAX_LISTED_FALSE_ALARMS: usize = 10;
     for m in &r.results {
         println!("== {:?} ==", m.mode);

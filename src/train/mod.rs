@@ -17,7 +17,7 @@ pub mod mine;
 use crate::corpus::{Corpus, Part};
 use crate::dataset::LABELS;
 use crate::detect::{is_keyword, DetectionConfig};
-use crate::eval::stream::{collect_traces, score, BenchmarkOptions};
+use crate::eval::stream::{add_calibration_negatives, collect_traces, score, BenchmarkOptions};
 use crate::features::{FrontEnd, FrontEndConfig};
 use crate::model::{Model, ModelCard, FORMAT_VERSION};
 use crate::network::{forward_sequence, Architecture, LayerSpec, Mode, Weights};
@@ -279,10 +279,7 @@ impl DevMetrics {
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
     let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, ..Default::default() };
     let mut traces = collect_traces(model, corpus, mode, &opt)?;
-    // The calibration negatives are never trained on either: with them the false-alarm side
-    // of the score rests on more than twice the audio, so checkpoints are chosen less by luck.
-    let calib = BenchmarkOptions { part: Part::Calib, snr_db: vec![], ..opt };
-    traces.negatives.extend(collect_traces(model, corpus, mode, &calib)?.negatives);
+    add_calibration_negatives(model, corpus, mode, &opt, &mut traces)?;
     let r = score(model, traces, mode, &opt);
     let at2 = r.recall_at.iter().find(|a| a.false_alarms_per_hour == 2.0);
     Ok(DevMetrics {
