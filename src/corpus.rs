@@ -25,56 +25,74 @@ pub enum Part {
     Test,
 }
 
-/// Share (percent) of the non-test ids of every source kept out of training for choosing
-/// thresholds and checkpoints. It was 15 up to run r22: that left 10 Speech Commands
-/// speakers (101 keyword clips) to choose models by, too few to rank runs a few points
-/// apart. 30 gives 22 speakers (315 clips) and leaves 67 speakers (812 clips) to train on.
-pub const DEV_PERCENT: u64 = 30;
-
-/// The dev share of models trained before [`DEV_PERCENT`] was recorded in their card.
-pub const LEGACY_DEV_PERCENT: u64 = 15;
-
-/// The split rule, as recorded in a trained model's provenance (`"split"`).
-pub fn split_record() -> serde_json::Value {
-    serde_json::json!({
-        "held_out_speaker_percent": crate::dataset::HELD_OUT_SPEAKER_PERCENT,
-        "dev_percent": DEV_PERCENT,
-        "calib_percent": CALIB_PERCENT,
-    })
+/// How the non-test ids of every source are shared between training and dev (choosing
+/// checkpoints, thresholds and recipes). The test part never depends on it.
+///
+/// Dev is drawn with a salted hash, so a larger dev contains every smaller one. Two shares
+/// are in use: 15% (the default, and every model before r23) keeps 10 Speech Commands
+/// speakers (101 keyword clips) out, too few to rank runs a few points apart; 30% keeps 22
+/// (315 clips) out and trains on 67 speakers instead of 79. Recipes are compared at 30%; a
+/// chosen recipe is trained again at 15% to ship, with more speakers to learn from.
+///
+/// A model records its split in its card (`provenance.split`), and the commands that read
+/// dev or calibration audio for a model take the split from there, so its dev figures are
+/// always on audio it never trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Split {
+    /// Share (percent) of the non-test ids kept out of training as dev.
+    pub dev_percent: u64,
 }
 
-/// The dev share a model was trained with (from its provenance; older models lack it).
-pub fn trained_dev_percent(provenance: &serde_json::Value) -> u64 {
-    provenance.pointer("/split/dev_percent").and_then(|v| v.as_u64()).unwrap_or(LEGACY_DEV_PERCENT)
-}
-
-/// A warning when `provenance` was trained on another split than this build's: part of
-/// today's dev (and calibration) audio was its training audio, so figures on them flatter it.
-/// Test is unaffected: its rule never changed.
-pub fn split_warning(provenance: &serde_json::Value) -> Option<String> {
-    let trained = trained_dev_percent(provenance);
-    (trained != DEV_PERCENT).then(|| {
-        format!(
-            "warning: this model was trained when dev was {trained}% of the non-test ids (now {DEV_PERCENT}%): some of today's dev and calibration audio was its training audio, so figures on them flatter it (test figures are unaffected)"
-        )
-    })
-}
-
-/// Which part an id is in, given whether it is held out for testing. Dev is drawn with a
-/// salted hash from what is left, so it is independent of the test rule.
-pub fn part_with(test: bool, id: &str) -> Part {
-    if test {
-        Part::Test
-    } else if fnv1a(&format!("{id}#dev")) % 100 < DEV_PERCENT {
-        Part::Dev
-    } else {
-        Part::Train
+impl Default for Split {
+    fn default() -> Self {
+        Self { dev_percent: 15 }
     }
 }
 
-/// The part of a speaker (or file) id for sources split at 35% (Speech Commands' rule).
-pub fn part_of(id: &str) -> Part {
-    part_with(is_held_out_speaker(id), id)
+impl Split {
+    /// The split a model was trained on (models from before the record: the default).
+    pub fn of(provenance: &serde_json::Value) -> Self {
+        provenance.pointer("/split/dev_percent").and_then(|v| v.as_u64()).map_or_else(Self::default, |dev_percent| Self { dev_percent })
+    }
+
+    /// What a trained model's card records.
+    pub fn record(self) -> serde_json::Value {
+        serde_json::json!({
+            "held_out_speaker_percent": crate::dataset::HELD_OUT_SPEAKER_PERCENT,
+            "dev_percent": self.dev_percent,
+            "calib_percent": CALIB_PERCENT,
+        })
+    }
+
+    pub fn validate(self) -> Result<(), String> {
+        if self.dev_percent >= 100 {
+            return Err(format!("split.dev_percent must be below 100, not {}", self.dev_percent));
+        }
+        Ok(())
+    }
+
+    /// Which part an id is in, given whether it is held out for testing. Dev is drawn with a
+    /// salted hash from what is left, so it is independent of the test rule.
+    pub fn part_with(self, test: bool, id: &str) -> Part {
+        if test {
+            Part::Test
+        } else if fnv1a(&format!("{id}#dev")) % 100 < self.dev_percent {
+            Part::Dev
+        } else {
+            Part::Train
+        }
+    }
+
+    /// The part of a speaker (or file) id for sources split at 35% (Speech Commands' rule).
+    pub fn part_of(self, id: &str) -> Part {
+        self.part_with(is_held_out_speaker(id), id)
+    }
+
+    /// speech_to_intent keeps its earlier rule (half of the files by name are test), so
+    /// figures stay comparable with models trained before this split existed.
+    pub fn part_of_s2i(self, file_name: &str) -> Part {
+        self.part_with(is_held_out_file(file_name), file_name)
+    }
 }
 
 /// Share (percent) of the training ids of every negative-only source moved to `Calib`.
@@ -88,12 +106,6 @@ pub fn negative_part(part: Part, id: &str) -> Part {
     } else {
         part
     }
-}
-
-/// speech_to_intent keeps its earlier rule (half of the files by name are test), so figures
-/// stay comparable with models trained before this split existed.
-pub fn part_of_s2i(file_name: &str) -> Part {
-    part_with(is_held_out_file(file_name), file_name)
 }
 
 /// Noise recordings are split in time: [0, 0.7) train (and calibration, which mixes no
@@ -159,6 +171,8 @@ pub struct Sentence {
 
 #[derive(Debug, Default)]
 pub struct Corpus {
+    /// The split the parts below were assigned by.
+    pub split: Split,
     pub keywords: Vec<KeywordClip>,
     /// Speech Commands `_silence_` clips (for clip accuracy only).
     pub silence: Vec<KeywordClip>,
@@ -194,10 +208,11 @@ fn stem(p: &Path) -> String {
 /// Speech Commands-style folders: keyword classes become positives, other words
 /// negatives (isolated words), `_silence_` is kept apart.
 fn speech_commands(c: &mut Corpus, root: &Path, source: &'static str) -> Result<()> {
+    let split = c.split;
     for (name, dir) in class_dirs(root)? {
         for path in audio_files_in(&dir)? {
             let speaker = split_id(&path);
-            let part = part_of(&speaker);
+            let part = split.part_of(&speaker);
             match label_index(&name) {
                 Some(SILENCE) => c.silence.push(KeywordClip { path, label: SILENCE, speaker, source, part }),
                 Some(l) if l < UNKNOWN => c.keywords.push(KeywordClip { path, label: l, speaker, source, part }),
@@ -237,7 +252,7 @@ fn speechocean(c: &mut Corpus, root: &Path) -> Result<()> {
         }
     }
     for (speaker, dir) in class_dirs(root)? {
-        let part = negative_part(part_of(&speaker), &speaker);
+        let part = negative_part(c.split.part_of(&speaker), &speaker);
         for path in audio_files_in(&dir)? {
             let utt = stem(&path);
             c.sentences.push(Sentence {
@@ -254,9 +269,10 @@ fn speechocean(c: &mut Corpus, root: &Path) -> Result<()> {
 }
 
 /// Reads every source that is present under `data` (missing optional sources are skipped;
-/// Speech Commands v0.02 and the noise folder are required).
-pub fn load(data: &Path) -> Result<Corpus> {
-    let mut c = Corpus::default();
+/// Speech Commands v0.02 and the noise folder are required), its parts assigned by `split`.
+pub fn load(data: &Path, split: Split) -> Result<Corpus> {
+    split.validate().map_err(anyhow::Error::msg)?;
+    let mut c = Corpus { split, ..Default::default() };
     speech_commands(&mut c, &data.join("speech_commands_v2_test_a"), "speech_commands_v2")?;
     let v1 = data.join("speech_commands_v1_sample");
     if v1.is_dir() {
@@ -270,7 +286,7 @@ pub fn load(data: &Path) -> Result<Corpus> {
     if s2i.is_dir() {
         for path in audio_files_in(&s2i)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            c.negatives.push(NegativeFile { part: negative_part(part_of_s2i(&name), &name), path, source: "speech_to_intent", kind: NegativeKind::Continuous });
+            c.negatives.push(NegativeFile { part: negative_part(c.split.part_of_s2i(&name), &name), path, source: "speech_to_intent", kind: NegativeKind::Continuous });
         }
     }
     for (folder, source) in [("wake_words_a", "wake_words"), ("precise_community", "precise_community")] {
@@ -281,7 +297,7 @@ pub fn load(data: &Path) -> Result<Corpus> {
         for (_, dir) in class_dirs(&root)? {
             for path in audio_files_in(&dir)? {
                 let id = stem(&path);
-                let part = negative_part(part_of(&id), &id);
+                let part = negative_part(c.split.part_of(&id), &id);
                 c.negatives.push(NegativeFile { path, source, kind: NegativeKind::IsolatedWords, part });
             }
         }
@@ -291,7 +307,7 @@ pub fn load(data: &Path) -> Result<Corpus> {
         for path in audio_files_in(&digits)? {
             // <digit>_<speaker>_<index>
             let speaker = stem(&path).split('_').nth(1).unwrap_or_default().to_string();
-            c.negatives.push(NegativeFile { part: negative_part(part_of(&speaker), &speaker), path, source: "free_spoken_digits", kind: NegativeKind::IsolatedWords });
+            c.negatives.push(NegativeFile { part: negative_part(c.split.part_of(&speaker), &speaker), path, source: "free_spoken_digits", kind: NegativeKind::IsolatedWords });
         }
     }
     c.noise = audio_files_in(&data.join("noise")).with_context(|| format!("reading {}", data.join("noise").display()))?;

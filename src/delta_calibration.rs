@@ -18,7 +18,7 @@
 
 use crate::augment::{centre_offset, place, CLIP};
 use crate::audio::load_resampled;
-use crate::corpus::{part_of, Part};
+use crate::corpus::{Part, Split};
 use crate::dataset::split_id;
 use crate::eval::{clip_decision, labelled_clips, padded};
 use crate::model::Model;
@@ -88,7 +88,8 @@ struct ClipFrames {
 
 fn load_clips(model: &Model, opt: &DeltaOptions) -> Result<Vec<ClipFrames>> {
     let set = labelled_clips(&opt.data, &model.card.labels, false)?;
-    let wanted = |p: &PathBuf| match part_of(&split_id(p)) {
+    let split = Split::of(&model.card.provenance);
+    let wanted = |p: &PathBuf| match split.part_of(&split_id(p)) {
         Part::Test => false,
         Part::Dev => true,
         Part::Train | Part::Calib => !opt.dev_only,

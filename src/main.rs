@@ -113,12 +113,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
             }
             let model = load_model(model.as_deref())?;
-            if part == spikeword::corpus::Part::Dev {
-                if let Some(w) = spikeword::corpus::split_warning(&model.card.provenance) {
-                    eprintln!("{w}");
-                }
-            }
-            let corpus = spikeword::corpus::load(&data)?;
+            let corpus = spikeword::corpus::load(&data, spikeword::corpus::Split::of(&model.card.provenance))?;
             let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back_reset };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
@@ -138,10 +133,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("thresholds are never chosen on the test part");
             }
             let mut model = load_model(model.as_deref())?;
-            if let Some(w) = spikeword::corpus::split_warning(&model.card.provenance) {
-                eprintln!("{w}");
-            }
-            let corpus = spikeword::corpus::load(&data)?;
+            let corpus = spikeword::corpus::load(&data, spikeword::corpus::Split::of(&model.card.provenance))?;
             let c = spikeword::eval::calibrate::calibrate(&model, &corpus, &parts, per_keyword_per_hour, method, None)?;
             let fit = |kc: &spikeword::eval::calibrate::KeywordCalibration| {
                 let e = kc.extrapolated.map_or("too few false alarms to fit".to_string(), |e| format!("{e}"));

@@ -4,9 +4,14 @@
 mod common;
 
 use common::{asset, small_model};
-use spikeword::corpus::{self, part_of, NegativeKind, Part};
+use spikeword::corpus::{self, NegativeKind, Part, Split};
 use spikeword::eval::stream::{benchmark, BackToBackReset, BenchmarkOptions};
 use std::path::Path;
+
+/// The part of an id under the default split.
+fn part_of(id: &str) -> Part {
+    Split::default().part_of(id)
+}
 
 /// Speaker ids that fall in the wanted part.
 fn speakers(part: Part, n: usize) -> Vec<String> {
@@ -37,7 +42,7 @@ fn data_folder(root: &Path) {
 fn every_source_is_split_three_ways_and_the_parts_never_overlap() {
     let dir = tempfile::tempdir().unwrap();
     data_folder(dir.path());
-    let c = corpus::load(dir.path()).unwrap();
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
     assert_eq!(c.keywords.len(), 12);
     for part in [Part::Train, Part::Dev, Part::Test] {
         assert_eq!(c.keywords_in(part, None).count(), 4, "{part:?}");
@@ -65,7 +70,7 @@ fn every_source_is_split_three_ways_and_the_parts_never_overlap() {
 fn the_streaming_benchmark_counts_every_trial_and_hour() {
     let dir = tempfile::tempdir().unwrap();
     data_folder(dir.path());
-    let c = corpus::load(dir.path()).unwrap();
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
     let model = small_model(5);
     let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![10.0], threshold: Some(0.5), dense_twin: true, limit: None, seed: 1, ..Default::default() };
     let r = benchmark(&model, &c, &opt).unwrap();
@@ -100,7 +105,7 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
 fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
     let dir = tempfile::tempdir().unwrap();
     data_folder(dir.path());
-    let c = corpus::load(dir.path()).unwrap();
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
     // The shipped model, so that real clips are caught at some thresholds and missed at others.
     let model = spikeword::model::Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/spikeword-kws12.safetensors")).unwrap();
     let mut caught_somewhere = 0;
@@ -129,7 +134,7 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
 fn every_false_alarm_is_located_in_its_file() {
     let dir = tempfile::tempdir().unwrap();
     data_folder(dir.path());
-    let c = corpus::load(dir.path()).unwrap();
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
     // Threshold 0: the detector fires once per refractory time on every negative file.
     let opt = BenchmarkOptions { part: Part::Test, snr_db: vec![], threshold: Some(0.0), dense_twin: false, limit: None, seed: 1, ..Default::default() };
     let r = benchmark(&small_model(5), &c, &opt).unwrap();
@@ -158,7 +163,7 @@ fn calibration_negatives_are_never_trained_on() {
     for i in 6..60 {
         copy("go_0487ba9b.flac", &dir.path().join("wake_words_a").join("jarvis").join(format!("clip{i}.flac")));
     }
-    let c = corpus::load(dir.path()).unwrap();
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
     let in_part = |p: Part| c.negatives.iter().filter(|n| n.part == p && n.source == "wake_words").count();
     let (train, calib) = (in_part(Part::Train), in_part(Part::Calib));
     assert!(calib > 0 && train > calib, "train {train}, calib {calib}");
@@ -173,7 +178,7 @@ fn calibration_negatives_are_never_trained_on() {
     }
     assert_eq!(c.keywords_in(Part::Calib, None).count(), 0, "no keyword clip is a calibration negative");
     // The training pool holds the training negatives and none of the calibration ones.
-    let (pool, _) = spikeword::train::data::load_pool(dir.path(), None, None).unwrap();
+    let (pool, _) = spikeword::train::data::load_pool(dir.path(), None, None, Split::default()).unwrap();
     let train_words = c.negatives.iter().filter(|n| n.part == Part::Train).count();
     assert_eq!(pool.words.len(), train_words);
     // Thresholds can be set on the calibration part alone (it has no keyword clips).
@@ -198,20 +203,33 @@ fn load_seconds(name: &str) -> f64 {
 }
 
 #[test]
-fn a_model_records_its_split_and_older_models_are_flagged_on_dev() {
-    // A trained model's card names the split it was trained on, so dev figures can say
-    // whether its dev audio was really unseen.
-    let card = spikeword::train::card(&spikeword::train::TrainConfig::default(), 1.0, serde_json::Value::Null);
-    assert_eq!(corpus::trained_dev_percent(&card.provenance), corpus::DEV_PERCENT);
-    assert_eq!(corpus::split_warning(&card.provenance), None);
-    // Models from before the record (the shipped r12 among them) kept 15% out.
-    let legacy = serde_json::json!({ "train_config": {} });
-    assert_eq!(corpus::trained_dev_percent(&legacy), corpus::LEGACY_DEV_PERCENT);
-    let w = corpus::split_warning(&legacy);
-    assert_eq!(w.is_some(), corpus::LEGACY_DEV_PERCENT != corpus::DEV_PERCENT);
-    if let Some(w) = w {
-        assert!(w.contains(&format!("{}%", corpus::LEGACY_DEV_PERCENT)) && w.contains(&format!("{}%", corpus::DEV_PERCENT)), "{w}");
+fn a_model_records_its_split_and_a_larger_dev_holds_the_smaller() {
+    // A trained model's card names the split it was trained on, so that its dev figures are
+    // taken on its own dev audio.
+    let wide = Split { dev_percent: 30 };
+    let cfg = spikeword::train::TrainConfig { split: wide, ..Default::default() };
+    let card = spikeword::train::card(&cfg, 1.0, serde_json::Value::Null);
+    assert_eq!(Split::of(&card.provenance), wide);
+    // Models from before the record (the shipped r12 among them) had the default split.
+    assert_eq!(Split::of(&serde_json::json!({ "train_config": {} })), Split::default());
+    // Dev at 30% holds every id of dev at 15%, and more; test never moves.
+    let (mut narrow_dev, mut wide_dev) = (0, 0);
+    for i in 0u64..3000 {
+        let id = format!("{:08x}", i.wrapping_mul(2654435761) % 0xffff_ffff);
+        let (a, b) = (Split::default().part_of(&id), wide.part_of(&id));
+        assert_eq!(a == Part::Test, b == Part::Test, "{id}");
+        if a == Part::Dev {
+            assert_eq!(b, Part::Dev, "{id}");
+            narrow_dev += 1;
+        }
+        wide_dev += usize::from(b == Part::Dev);
     }
+    assert!(narrow_dev > 0 && wide_dev > narrow_dev * 3 / 2, "{narrow_dev} {wide_dev}");
+    assert!(Split { dev_percent: 100 }.validate().is_err());
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    let err = corpus::load(dir.path(), Split { dev_percent: 100 }).unwrap_err().to_string();
+    assert!(err.contains("dev_percent"), "{err}");
 }
 
 #[test]
@@ -224,7 +242,7 @@ fn dev_figures_count_false_alarms_on_the_dev_and_calibration_negatives_one_row_p
     for n in names(Part::Dev).into_iter().chain(names(Part::Calib)) {
         copy("unknown_backward_0cb74144.flac", &dir.path().join("wake_words_a").join("snowboy").join(format!("{n}.flac")));
     }
-    let c = corpus::load(dir.path()).unwrap();
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
     let in_part = |p: Part| c.negatives.iter().filter(|n| n.part == p && n.source == "wake_words").count();
     assert!(in_part(Part::Dev) >= 2 && in_part(Part::Calib) >= 2);
     let model = small_model(5);

@@ -76,9 +76,9 @@ fn threshold_sweep_follows_the_detector_rule() {
 
 #[test]
 fn clips_of_every_speaker_are_also_scored_by_part_of_the_split() {
-    use spikeword::corpus::{part_of, Part};
+    use spikeword::corpus::{Part, Split};
     let (dir, ids) = yes_clips_of_speakers(12);
-    let parts: Vec<Part> = ids.iter().map(|i| part_of(i)).collect();
+    let parts: Vec<Part> = ids.iter().map(|i| Split::default().part_of(i)).collect();
     assert!(parts.contains(&Part::Test) && parts.contains(&Part::Train), "the ids span the split: {parts:?}");
     let set = labelled_clips(dir.path(), &labels(), false).unwrap();
     let r = evaluate_clips(&small_model(3), &set).unwrap();

@@ -223,11 +223,12 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
     let state_path = resumed_dir.path().join("checkpoint.json");
     let state = std::fs::read_to_string(&state_path).unwrap();
     let mut other: serde_json::Value = serde_json::from_str(&state).unwrap();
-    assert_eq!(other["dev_percent"], spikeword::corpus::DEV_PERCENT);
-    other["dev_percent"] = serde_json::json!(spikeword::corpus::DEV_PERCENT + 1);
+    let dev = spikeword::corpus::Split::default().dev_percent;
+    assert_eq!(other["dev_percent"], dev);
+    other["dev_percent"] = serde_json::json!(dev + 1);
     std::fs::write(&state_path, other.to_string()).unwrap();
     let err = train(&cfg(resumed_dir.path()), true, Some(p())).unwrap_err().to_string();
-    assert!(err.contains("checkpoint.json") && err.contains(&format!("{}%", spikeword::corpus::DEV_PERCENT + 1)), "{err}");
+    assert!(err.contains("checkpoint.json") && err.contains(&format!("{}%", dev + 1)), "{err}");
     std::fs::write(&state_path, state).unwrap();
     let resumed = train(&cfg(resumed_dir.path()), true, Some(p())).unwrap();
     assert_eq!(resumed.card.metrics["epochs"].as_array().unwrap().len(), 5);

@@ -143,7 +143,10 @@ pub fn print_card(path: &Path, m: &Model) {
 pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     if r.part == spikeword::corpus::Part::Dev {
-        println!("(dev keyword clips; negatives of the dev and calibration parts, none of them trained on)");
+        println!(
+            "(dev: {}% of the non-test ids, the split the model was trained on; its keyword clips, and the negatives of the dev and calibration parts, none of them trained on)",
+            r.split.dev_percent
+        );
     }
     const MAX_LISTED_FALSE_ALARMS: usize = 10;
     for m in &r.results {

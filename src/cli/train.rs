@@ -80,7 +80,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let out = cfg.out.join("model.safetensors");
     if !a.no_calibrate {
-        let corpus = spikeword::corpus::load(&cfg.data)?;
+        let corpus = spikeword::corpus::load(&cfg.data, cfg.split)?;
         let parts = [Part::Calib, Part::Dev];
         let c = calibrate(&model, &corpus, &parts, CALIBRATION_PER_KEYWORD_PER_HOUR, Method::Global, cfg.limit_files)?;
         eprintln!(

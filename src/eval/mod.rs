@@ -148,6 +148,8 @@ pub fn clip_decision(labels: &[String], peaks: &[f32], means: &[f32]) -> usize {
 /// is centred in one second, then streamed from a fresh state with [`PAD_BEFORE_S`] of
 /// silence before and [`PAD_AFTER_S`] after it.
 pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport> {
+    // Parts as the model's own split has them (its dev speakers are never its training ones).
+    let split = crate::corpus::Split::of(&model.card.provenance);
     let labels = &model.card.labels;
     let c = labels.len();
     let mut p = Pipeline::new(model);
@@ -171,7 +173,7 @@ pub fn evaluate_clips(model: &Model, set: &LabelledClips) -> Result<ClassReport>
         };
         let (x, span) = padded(&place(&audio, CLIP, centre_offset(&audio, CLIP)), rate);
         let (first, last_frame) = (span.start / hop, span.end / hop - 1);
-        let tally = parts.entry(crate::corpus::part_of(&split_id(path))).or_default();
+        let tally = parts.entry(split.part_of(&split_id(path))).or_default();
         tally.0 += 1;
         for (k, mode) in [Mode::Spiking, Mode::Dense].into_iter().enumerate() {
             p.reset();

@@ -210,6 +210,8 @@ pub struct ModeResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchmarkReport {
     pub part: Part,
+    /// The split the parts were assigned by (the model's own, for dev).
+    pub split: crate::corpus::Split,
     pub thresholds: BTreeMap<String, f32>,
     pub snr_db: Vec<f32>,
     pub positive_source: String,
@@ -644,6 +646,7 @@ pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Resu
         .collect();
     Ok(BenchmarkReport {
         part: opt.part,
+        split: corpus.split,
         thresholds,
         snr_db: opt.snr_db.clone(),
         positive_source: "speech_commands_v2 keyword clips".into(),

@@ -38,8 +38,8 @@ enum Job {
 /// Reads the train part of `data` (see [`corpus`]) and, if present, the synthetic clips of
 /// `synth` (one folder per keyword, `_unknown_` for other words). `limit` caps each list
 /// (tests, quick runs).
-pub fn load_pool(data: &Path, synth: Option<&Path>, limit: Option<usize>) -> Result<(Pool, PoolSummary)> {
-    let c = corpus::load(data)?;
+pub fn load_pool(data: &Path, synth: Option<&Path>, limit: Option<usize>, split: corpus::Split) -> Result<(Pool, PoolSummary)> {
+    let c = corpus::load(data, split)?;
     let limit = limit.unwrap_or(usize::MAX);
     let mut jobs = Vec::new();
     let mut summary = PoolSummary::default();

@@ -80,6 +80,10 @@ pub struct TrainConfig {
     pub average_last: usize,
     /// Use at most this many files per source (tests and quick runs).
     pub limit_files: Option<usize>,
+    /// Which non-test ids are dev (kept out of training, choose checkpoints and thresholds).
+    /// Recorded in the model's card; `--set split.dev_percent=30` for recipe comparisons.
+    #[serde(default)]
+    pub split: crate::corpus::Split,
     /// Stop (checkpointed) after this epoch, to go on later with `--resume`. Not part of
     /// the run's settings, so it is not saved.
     #[serde(skip)]
@@ -123,6 +127,7 @@ impl Default for TrainConfig {
             eval_every: 2,
             average_last: 12,
             limit_files: None,
+            split: Default::default(),
             stop_after: None,
         }
     }
@@ -316,14 +321,14 @@ struct Checkpoint {
     /// Epochs summed into `average.safetensors` so far.
     #[serde(default)]
     averaged: usize,
-    /// The split's dev share when the run started ([`crate::corpus::DEV_PERCENT`]): resuming
-    /// under another split would train on audio the run had kept out, and vice versa.
-    #[serde(default = "legacy_dev_percent")]
+    /// The split's dev share the run started with: resuming under another split would
+    /// train on audio the run had kept out, and vice versa.
+    #[serde(default = "default_dev_percent")]
     dev_percent: u64,
 }
 
-fn legacy_dev_percent() -> u64 {
-    crate::corpus::LEGACY_DEV_PERCENT
+fn default_dev_percent() -> u64 {
+    crate::corpus::Split::default().dev_percent
 }
 
 /// The model card of the current weights.
@@ -335,7 +340,7 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
         frontend: cfg.frontend.clone(),
         architecture: Architecture { input_dim: cfg.frontend.n_mels, layers: cfg.layers.clone(), classes: LABELS.len(), dt, input_delta: cfg.input_delta },
         detection: DetectionConfig { smoothing_frames: cfg.smoothing_frames, ..Default::default() },
-        provenance: serde_json::json!({ "train_config": cfg, "split": crate::corpus::split_record() }),
+        provenance: serde_json::json!({ "train_config": cfg, "split": cfg.split.record() }),
         metrics,
     }
 }
@@ -349,12 +354,12 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let (mut pool, summary, corpus) = match pool {
         Some(p) => (p, data::PoolSummary::default(), None),
         None => {
-            let (p, s) = data::load_pool(&cfg.data, cfg.synth.as_deref(), cfg.limit_files)?;
+            let (p, s) = data::load_pool(&cfg.data, cfg.synth.as_deref(), cfg.limit_files, cfg.split)?;
             eprintln!(
                 "training audio: {} real + {} synthetic keyword clips, {} keywords inside sentences, {} non-keyword words ({:.2} h), {} running-speech files ({:.2} h), {} noise recordings",
                 s.keyword_clips_real, s.keyword_clips_synthetic, s.keywords_in_sentences, s.words, s.hours_words, s.speech_files, s.hours_speech, s.noise_files
             );
-            (p, s, Some(crate::corpus::load(&cfg.data)?))
+            (p, s, Some(crate::corpus::load(&cfg.data, cfg.split)?))
         }
     };
     if pool.keywords_real.is_empty() && pool.keywords_synth.is_empty() {
@@ -379,12 +384,12 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let mut averaged = 0usize;
     if resume && ckpt_state.is_file() {
         let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
-        if c.dev_percent != crate::corpus::DEV_PERCENT {
+        if c.dev_percent != cfg.split.dev_percent {
             anyhow::bail!(
-                "{} was started when dev was {}% of the non-test ids; this build keeps {}% out, so the run cannot go on on the same audio: start a new run",
+                "{} was started with dev {}% of the non-test ids, the configuration says {}%: the run cannot go on on other audio (start a new run, or set split.dev_percent back)",
                 ckpt_state.display(),
                 c.dev_percent,
-                crate::corpus::DEV_PERCENT
+                cfg.split.dev_percent
             );
         }
         w = Model::load(&ckpt_model)?.weights;
@@ -551,7 +556,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
             std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
         }
-        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged, dev_percent: crate::corpus::DEV_PERCENT })?)?;
+        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged, dev_percent: cfg.split.dev_percent })?)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
         }
