@@ -210,7 +210,7 @@ fn a_model_records_its_split_and_a_larger_dev_holds_the_smaller() {
     let cfg = spikeword::train::TrainConfig { split: wide, ..Default::default() };
     let card = spikeword::train::card(&cfg, 1.0, serde_json::Value::Null);
     assert_eq!(Split::of(&card.provenance), wide);
-    // Models from before the record (the shipped r12 among them) had the default split.
+    // Models from before the record (r12 and r20 among them) had the default split.
     assert_eq!(Split::of(&serde_json::json!({ "train_config": {} })), Split::default());
     // Dev at 30% holds every id of dev at 15%, and more; test never moves.
     let (mut narrow_dev, mut wide_dev) = (0, 0);
@@ -262,4 +262,37 @@ fn dev_figures_count_false_alarms_on_the_dev_and_calibration_negatives_one_row_p
     let calib_files: Vec<_> = c.negatives.iter().filter(|n| n.part == Part::Calib && n.source == "wake_words").map(|n| n.path.clone()).collect();
     assert!(rows[0].events.iter().any(|e| calib_files.contains(&e.file)), "the joined stream points into the calibration files too");
     assert!(rows[0].events.iter().all(|e| e.file.starts_with(dir.path().join("wake_words_a"))));
+}
+
+#[test]
+fn eval_stream_takes_the_dev_part_from_the_model_s_own_split() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    // Speakers that train at the default split and are dev at 30%.
+    let wide = Split { dev_percent: 30 };
+    let moved: Vec<String> = (0u64..).map(|i| format!("{:08x}", i.wrapping_mul(40503) % 0xffff_ffff)).filter(|s| part_of(s) == Part::Train && wide.part_of(s) == Part::Dev).take(2).collect();
+    for s in &moved {
+        copy("yes_0cb74144.flac", &dir.path().join("speech_commands_v2_test_a").join("yes").join(format!("{s}_nohash_0.flac")));
+    }
+    let dev_clips = |split: Split| corpus::load(dir.path(), split).unwrap().keywords_in(Part::Dev, Some("speech_commands_v2")).count();
+    assert_eq!(dev_clips(wide), dev_clips(Split::default()) + moved.len());
+    for (split, expected) in [(Split::default(), dev_clips(Split::default())), (wide, dev_clips(wide))] {
+        let mut model = small_model(5);
+        model.card.provenance = serde_json::json!({ "split": split.record() });
+        let path = dir.path().join(format!("model{}.safetensors", split.dev_percent));
+        model.save(&path).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
+            .args(["eval-stream", "--part", "dev", "--snr", "10", "--no-twin", "--data"])
+            .arg(dir.path())
+            .arg("-m")
+            .arg(&path)
+            .arg("--plot")
+            .arg(dir.path().join(format!("det{}.png", split.dev_percent)))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("(dev: {}% of the non-test ids", split.dev_percent)), "{text}");
+        assert!(text.contains(&format!(" of {expected}), ")), "dev clips of the {}% split: {text}", split.dev_percent);
+    }
 }

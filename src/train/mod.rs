@@ -386,10 +386,12 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
         if c.dev_percent != cfg.split.dev_percent {
             anyhow::bail!(
-                "{} was started with dev {}% of the non-test ids, the configuration says {}%: the run cannot go on on other audio (start a new run, or set split.dev_percent back)",
+                "{} was started with dev {}% of the non-test ids, but the run's configuration says {}%: it cannot go on on other audio (set split.dev_percent in {} back to {}, or start a new run)",
                 ckpt_state.display(),
                 c.dev_percent,
-                cfg.split.dev_percent
+                cfg.split.dev_percent,
+                cfg.out.join("config.json").display(),
+                c.dev_percent
             );
         }
         w = Model::load(&ckpt_model)?.weights;
