@@ -219,17 +219,14 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
     };
     let resumed_dir = tempfile::tempdir().unwrap();
     stopped(resumed_dir.path());
-    // A run started under another train/dev split is not continued on this one's audio.
-    let state_path = resumed_dir.path().join("checkpoint.json");
-    let state = std::fs::read_to_string(&state_path).unwrap();
-    let mut other: serde_json::Value = serde_json::from_str(&state).unwrap();
+    // A run started under another train/dev split is not continued on this one's audio, and
+    // the refusal leaves the run's saved settings as they were.
     let dev = spikeword::corpus::Split::default().dev_percent;
-    assert_eq!(other["dev_percent"], dev);
-    other["dev_percent"] = serde_json::json!(dev + 1);
-    std::fs::write(&state_path, other.to_string()).unwrap();
-    let err = train(&cfg(resumed_dir.path()), true, Some(p())).unwrap_err().to_string();
-    assert!(err.contains("checkpoint.json") && err.contains(&format!("{}%", dev + 1)), "{err}");
-    std::fs::write(&state_path, state).unwrap();
+    let other = TrainConfig { split: spikeword::corpus::Split { dev_percent: dev + 1 }, ..cfg(resumed_dir.path()) };
+    let saved = std::fs::read_to_string(resumed_dir.path().join("config.json")).unwrap();
+    let err = train(&other, true, Some(p())).unwrap_err().to_string();
+    assert!(err.contains("checkpoint.safetensors") && err.contains(&format!("{dev}%")) && err.contains(&format!("{}%", dev + 1)), "{err}");
+    assert_eq!(std::fs::read_to_string(resumed_dir.path().join("config.json")).unwrap(), saved);
     let resumed = train(&cfg(resumed_dir.path()), true, Some(p())).unwrap();
     assert_eq!(resumed.card.metrics["epochs"].as_array().unwrap().len(), 5);
     assert_eq!(resumed.weights, unbroken.weights);

@@ -321,14 +321,6 @@ struct Checkpoint {
     /// Epochs summed into `average.safetensors` so far.
     #[serde(default)]
     averaged: usize,
-    /// The split's dev share the run started with: resuming under another split would
-    /// train on audio the run had kept out, and vice versa.
-    #[serde(default = "default_dev_percent")]
-    dev_percent: u64,
-}
-
-fn default_dev_percent() -> u64 {
-    crate::corpus::Split::default().dev_percent
 }
 
 /// The model card of the current weights.
@@ -350,7 +342,6 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
 /// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
 pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Model> {
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
-    std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
     let (mut pool, summary, corpus) = match pool {
         Some(p) => (p, data::PoolSummary::default(), None),
         None => {
@@ -384,17 +375,21 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let mut averaged = 0usize;
     if resume && ckpt_state.is_file() {
         let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
-        if c.dev_percent != cfg.split.dev_percent {
+        // The checkpoint's card records the split the run started with: resuming under another
+        // would train on audio the run had kept out, and vice versa.
+        let checkpoint = Model::load(&ckpt_model)?;
+        let started = crate::corpus::Split::of(&checkpoint.card.provenance);
+        if started != cfg.split {
             anyhow::bail!(
-                "{} was started with dev {}% of the non-test ids, but the run's configuration says {}%: it cannot go on on other audio (set split.dev_percent in {} back to {}, or start a new run)",
-                ckpt_state.display(),
-                c.dev_percent,
+                "{} was trained with dev {}% of the non-test ids, but the run's configuration says {}%: it cannot go on on other audio (set split.dev_percent in {} back to {}, or start a new run)",
+                ckpt_model.display(),
+                started.dev_percent,
                 cfg.split.dev_percent,
                 cfg.out.join("config.json").display(),
-                c.dev_percent
+                started.dev_percent
             );
         }
-        w = Model::load(&ckpt_model)?.weights;
+        w = checkpoint.weights;
         adam.m = Model::load(&cfg.out.join("adam_m.safetensors"))?.weights;
         adam.v = Model::load(&cfg.out.join("adam_v.safetensors"))?.weights;
         adam.t = c.adam_t;
@@ -415,6 +410,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         }
         eprintln!("resuming at epoch {} with {} hard negatives", start + 1, pool.hard.len());
     }
+    // Written after the resume check, so a refused resume leaves the run's settings as they were.
+    std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
     let is_kw: Vec<bool> = LABELS.iter().map(|l| is_keyword(l)).collect();
     let steps_per_epoch = cfg.sequences_per_epoch.div_ceil(cfg.batch).max(1);
     let total_steps = (steps_per_epoch * cfg.epochs) as f32;
@@ -558,7 +555,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
             std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
         }
-        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged, dev_percent: cfg.split.dev_percent })?)?;
+        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
         }
