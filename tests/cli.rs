@@ -118,6 +118,27 @@ fn bench_reports_every_stage() {
 }
 
 #[test]
+fn bench_streams_an_input_file_for_each_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("m.safetensors");
+    small_model(2).save(&model_path).unwrap();
+    // 44.1 kHz stereo: decoded and resampled chunk by chunk, three passes in a row.
+    let input = asset("yes_44k_stereo.wav");
+    let one = spikeword::audio::load_resampled(&input, 16_000).unwrap().len() as f64;
+    let out = spikeword().args(["bench", "--json", "--repeat", "3", "--input"]).arg(&input).arg("--model").arg(&model_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["audio_seconds"].as_f64().unwrap(), 3.0 * one / 16_000.0);
+    assert_eq!(v["frames"].as_u64().unwrap(), (3.0 * one / 160.0) as u64);
+    // A file that is not audio is an error that names it.
+    let bad = dir.path().join("notes.wav");
+    std::fs::write(&bad, b"not audio at all").unwrap();
+    let out = spikeword().args(["bench", "--input"]).arg(&bad).arg("--model").arg(&model_path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.wav"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::io::Read;
     use std::process::Stdio;

@@ -1,7 +1,8 @@
 //! `spikeword bench`: per-stage latency of the streaming pipeline, the spiking network
 //! against its dense twin in the same run, and the arithmetic each does per frame.
 
-use super::{load_audio, load_model};
+use super::load_model;
+use spikeword::audio::ResampledStream;
 use anyhow::{bail, Result};
 use spikeword::network::{Mode, OpCount};
 use spikeword::pipeline::{median_p99_us, Pipeline};
@@ -37,6 +38,43 @@ fn asset_mix(rate: u32) -> Option<Vec<f32>> {
     Some(x)
 }
 
+/// Feeds `repeat` passes over the audio (the clip in memory, else the file, streamed) to `run`
+/// in blocks of five seconds; the number of samples fed.
+fn for_each_block(clip: Option<&[f32]>, path: Option<&Path>, rate: u32, repeat: usize, run: &mut impl FnMut(&[f32])) -> Result<u64> {
+    let block_len = 5 * rate as usize;
+    let mut samples = 0u64;
+    let mut block = Vec::with_capacity(block_len);
+    for _ in 0..repeat {
+        match (clip, path) {
+            (Some(x), _) => block.extend_from_slice(x),
+            (None, Some(path)) => {
+                let mut stream = ResampledStream::open(path, rate)?;
+                while let Some(chunk) = stream.next_chunk()? {
+                    block.extend_from_slice(chunk);
+                    samples += drain_full(&mut block, block_len, run);
+                }
+            }
+            (None, None) => bail!("no audio to run"),
+        }
+        samples += drain_full(&mut block, block_len, run);
+    }
+    samples += block.len() as u64;
+    if !block.is_empty() {
+        run(&block);
+    }
+    Ok(samples)
+}
+
+/// Runs and removes every whole block at the front of `buf`; the samples it ran.
+fn drain_full(buf: &mut Vec<f32>, block_len: usize, run: &mut impl FnMut(&[f32])) -> u64 {
+    let whole = buf.len() / block_len * block_len;
+    for b in buf[..whole].chunks(block_len) {
+        run(b);
+    }
+    buf.drain(..whole);
+    whole as u64
+}
+
 pub struct BenchOptions {
     pub input: Option<PathBuf>,
     pub model: Option<PathBuf>,
@@ -70,18 +108,15 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
         p.network.set_deltas(d[0], &d[1..]);
     }
     let rate = p.sample_rate();
-    let (one, source) = match &opt.input {
-        Some(path) => (load_audio(path, rate)?, path.display().to_string()),
+    let (clip, source) = match &opt.input {
+        // A file is streamed (decoded and resampled a chunk at a time), never held whole:
+        // an hour of audio would be 230 MB of samples.
+        Some(path) => (None, path.display().to_string()),
         None => match asset_mix(rate) {
-            Some(x) => (x, "assets/ speech and noise mix".to_string()),
-            None => (test_signal(rate, 20.0), "built-in test signal".to_string()),
+            Some(x) => (Some(x), "assets/ speech and noise mix".to_string()),
+            None => (Some(test_signal(rate, 20.0)), "built-in test signal".to_string()),
         },
     };
-    let mut samples = Vec::with_capacity(one.len() * opt.repeat.max(1));
-    for _ in 0..opt.repeat.max(1) {
-        samples.extend_from_slice(&one);
-    }
-    let audio_s = samples.len() as f64 / rate as f64;
     let n_layers = model.card.architecture.layers.len();
     // Both modes run over the same audio in alternating blocks of five seconds, each network
     // carrying its state on, so that a burst of load from elsewhere on the machine falls on
@@ -102,7 +137,7 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
     dense.network.set_mode(Mode::Dense);
     p.network.set_mode(Mode::Spiking);
     let (mut s, mut d) = (new_run(), new_run());
-    for block in samples.chunks(5 * rate as usize) {
+    let mut run_block = |block: &[f32]| {
         for (pipe, r) in [(&mut p, &mut s), (&mut dense, &mut d)] {
             pipe.push(block, |f| {
                 r.frontend.push(f.timing.frontend_ns);
@@ -119,7 +154,12 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
                 r.input_events += st.input_events as f64;
             });
         }
+    };
+    let samples = for_each_block(clip.as_deref(), opt.input.as_deref(), rate, opt.repeat.max(1), &mut run_block)?;
+    if samples == 0 {
+        bail!("{source}: no audio in it to run");
     }
+    let audio_s = samples as f64 / rate as f64;
     let frames = s.frontend.len().max(1) as f64;
     let (fe_m, fe_p) = median_p99_us(&s.frontend);
     let (ns_m, ns_p) = median_p99_us(&s.network);

@@ -69,7 +69,7 @@ impl Pool {
     pub fn negative(&self, i: usize) -> Option<&Utterance> {
         if i < self.words.len() { self.words.get(i) } else { self.speech.get(i - self.words.len()) }
     }
-    pub fn negatives(&self) -> usize {
+    pub fn negative_count(&self) -> usize {
         self.words.len() + self.speech.len()
     }
 }

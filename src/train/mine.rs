@@ -26,7 +26,7 @@ pub struct MineOptions {
 pub fn mine(model: &Model, pool: &Pool, opt: &MineOptions, rng: &mut impl Rng) -> Vec<HardNegative> {
     let hop = model.card.frontend.hop_length;
     let rate = model.card.frontend.sample_rate as usize;
-    let mut order: Vec<usize> = (0..pool.negatives()).filter(|_| rng.gen::<f32>() < opt.fraction).collect();
+    let mut order: Vec<usize> = (0..pool.negative_count()).filter(|_| rng.gen::<f32>() < opt.fraction).collect();
     order.shuffle(rng);
     // Chunks of about 60 s, so both cores work.
     let mut chunks: Vec<Vec<usize>> = Vec::new();
@@ -86,8 +86,8 @@ pub fn rebuild(pool: &Pool, origins: &[HardOrigin], hop: usize, rate: usize) -> 
     let (mut audio, mut excused) = (Vec::new(), Vec::new());
     for o in origins {
         if built != Some(o.utterances.as_slice()) {
-            if let Some(&bad) = o.utterances.iter().find(|&&i| i >= pool.negatives()) {
-                return Err(format!("negative utterance {bad} is not in the training data ({} now)", pool.negatives()));
+            if let Some(&bad) = o.utterances.iter().find(|&&i| i >= pool.negative_count()) {
+                return Err(format!("negative utterance {bad} is not in the training data ({} now)", pool.negative_count()));
             }
             (audio, excused) = chunk_audio(pool, &o.utterances, rate);
             built = Some(&o.utterances);
