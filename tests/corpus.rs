@@ -98,6 +98,10 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
         let at = m.det.iter().find(|d| (d.threshold - 0.5).abs() < 1e-6).unwrap();
         assert!((at.recall_clean - m.clean.recall).abs() < 1e-9);
         assert!((at.false_alarms_per_hour - m.false_alarms_per_hour).abs() < 1e-6);
+        // The ceiling is the sweep's best clean recall, at the highest threshold reaching it.
+        let top = m.ceiling().unwrap();
+        assert!(m.det.iter().all(|d| d.recall_clean < top.recall_clean || (d.recall_clean == top.recall_clean && d.threshold <= top.threshold)));
+        assert!(top.recall_clean >= m.clean.recall);
     }
 }
 

@@ -210,6 +210,15 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
                 None => println!("recall at <= {} false alarms/h: no threshold reaches that rate", a.false_alarms_per_hour),
             }
         }
+        if let Some(c) = m.ceiling() {
+            println!(
+                "most clean clips caught at any threshold: {:.1}% (at {}, {:.1} false alarms/h); no threshold catches the other {:.1}%",
+                100.0 * c.recall_clean,
+                c.threshold,
+                c.false_alarms_per_hour,
+                100.0 * (1.0 - c.recall_clean)
+            );
+        }
         if m.mode == spikeword::network::Mode::Spiking {
             print_energy(&m.energy);
         }

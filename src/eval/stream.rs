@@ -207,6 +207,17 @@ pub struct ModeResult {
     pub energy: EnergyReport,
 }
 
+impl ModeResult {
+    /// The threshold of the sweep that catches the most clean clips, whatever its false
+    /// alarms: how many keywords the network recognises at all. The gap from there to the
+    /// recall at a tolerable rate is what the false-alarm budget costs; the gap to 100% no
+    /// threshold can close. (Recall falls again at low thresholds, where a wrong keyword
+    /// fires first and its refractory time hides the right one.)
+    pub fn ceiling(&self) -> Option<&DetPoint> {
+        self.det.iter().max_by(|a, b| a.recall_clean.total_cmp(&b.recall_clean).then(a.threshold.total_cmp(&b.threshold)))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchmarkReport {
     pub part: Part,
