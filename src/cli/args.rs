@@ -93,7 +93,8 @@ pub enum Command {
         /// The shared data folder (see ../shared/data/README.md).
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
-        /// Which part of every source: `test` (never trained or tuned on) or `dev`.
+        /// Which part of every source: `test` (never trained or tuned on), `dev` (chooses
+        /// checkpoints), or `train` (how well the model fits what it learnt from).
         #[arg(long, value_enum, default_value = "test")]
         part: spikeword::corpus::Part,
         /// SNRs (dB) at which keyword clips are also mixed into held-out noise.
