@@ -17,7 +17,7 @@ fn main() {
         restore_sigpipe();
     }
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", cli::error_text(&e));
         std::process::exit(1);
     }
 }

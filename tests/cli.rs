@@ -139,6 +139,20 @@ fn bench_streams_an_input_file_for_each_repeat() {
 }
 
 #[test]
+fn a_missing_input_file_is_named_once_with_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-recording.wav");
+    let out = spikeword().args(["listen", "--input"]).arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("no-such-recording.wav").count(), 1, "{err}");
+    // The operating system's reason, said once (it used to come twice: in the message and
+    // again as the error's cause).
+    let os = std::fs::File::open(&missing).unwrap_err().to_string();
+    assert_eq!(err.matches(&os).count(), 1, "{err}");
+}
+
+#[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::io::Read;
     use std::process::Stdio;

@@ -9,6 +9,20 @@ use anyhow::Result;
 use spikeword::model::{load_resolved, Model};
 use std::path::Path;
 
+/// An error and its causes on one line, as `{:#}` prints them, less any cause whose text the
+/// line already holds: errors that name their source in their own message (the audio ones
+/// do, so that they read whole on their own) would otherwise say it twice.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text = format!("{text}: {c}");
+        }
+    }
+    text
+}
+
 pub fn load_model(explicit: Option<&Path>) -> Result<Model> {
     Ok(load_resolved(explicit)?.1)
 }
