@@ -171,6 +171,8 @@ pub struct Sentence {
 
 #[derive(Debug, Default)]
 pub struct Corpus {
+    /// The data folder it was read from.
+    pub root: PathBuf,
     /// The split the parts below were assigned by.
     pub split: Split,
     pub keywords: Vec<KeywordClip>,
@@ -272,7 +274,7 @@ fn speechocean(c: &mut Corpus, root: &Path) -> Result<()> {
 /// Speech Commands v0.02 and the noise folder are required), its parts assigned by `split`.
 pub fn load(data: &Path, split: Split) -> Result<Corpus> {
     split.validate().map_err(anyhow::Error::msg)?;
-    let mut c = Corpus { split, ..Default::default() };
+    let mut c = Corpus { root: data.to_path_buf(), split, ..Default::default() };
     speech_commands(&mut c, &data.join("speech_commands_v2_test_a"), "speech_commands_v2")?;
     let v1 = data.join("speech_commands_v1_sample");
     if v1.is_dir() {

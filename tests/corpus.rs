@@ -182,7 +182,7 @@ fn calibration_negatives_are_never_trained_on() {
     }
     assert_eq!(c.keywords_in(Part::Calib, None).count(), 0, "no keyword clip is a calibration negative");
     // The training pool holds the training negatives and none of the calibration ones.
-    let (pool, _) = spikeword::train::data::load_pool(dir.path(), None, None, Split::default()).unwrap();
+    let (pool, _) = spikeword::train::data::load_pool(&c, None, None).unwrap();
     let train_words = c.negatives.iter().filter(|n| n.part == Part::Train).count();
     assert_eq!(pool.words.len(), train_words);
     // Thresholds can be set on the calibration part alone (it has no keyword clips).

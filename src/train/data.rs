@@ -4,7 +4,7 @@
 use super::compose::{Pool, Said, Utterance};
 use crate::audio::{audio_files_in, load_resampled};
 use crate::augment::RATE;
-use crate::corpus::{self, noise_span, Part};
+use crate::corpus::{self, noise_span, Corpus, Part};
 use crate::dataset::{label_index, UNKNOWN};
 use crate::progress::bar as progress_bar;
 use anyhow::{bail, Result};
@@ -35,11 +35,10 @@ enum Job {
     Speech { path: PathBuf, said: Vec<(usize, f32, f32)> },
 }
 
-/// Reads the train part of `data` (see [`corpus`]) and, if present, the synthetic clips of
+/// Reads the train part of `c` (see [`corpus`]) and, if present, the synthetic clips of
 /// `synth` (one folder per keyword, `_unknown_` for other words). `limit` caps each list
 /// (tests, quick runs).
-pub fn load_pool(data: &Path, synth: Option<&Path>, limit: Option<usize>, split: corpus::Split) -> Result<(Pool, PoolSummary)> {
-    let c = corpus::load(data, split)?;
+pub fn load_pool(c: &Corpus, synth: Option<&Path>, limit: Option<usize>) -> Result<(Pool, PoolSummary)> {
     let limit = limit.unwrap_or(usize::MAX);
     let mut jobs = Vec::new();
     let mut summary = PoolSummary::default();
@@ -135,7 +134,7 @@ pub fn load_pool(data: &Path, synth: Option<&Path>, limit: Option<usize>, split:
         }
     }
     if pool.keywords_real.is_empty() && pool.keywords_synth.is_empty() {
-        bail!("no training keyword clips under {}", data.display());
+        bail!("no training keyword clips under {}", c.root.display());
     }
     let hours = |v: &[Utterance]| v.iter().map(|u| u.audio.len()).sum::<usize>() as f64 / RATE as f64 / 3600.0;
     summary.keyword_clips_real = pool.keywords_real.len();

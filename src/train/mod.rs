@@ -345,12 +345,14 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let (mut pool, summary, corpus) = match pool {
         Some(p) => (p, data::PoolSummary::default(), None),
         None => {
-            let (p, s) = data::load_pool(&cfg.data, cfg.synth.as_deref(), cfg.limit_files, cfg.split)?;
+            // One read of the data folder serves the training pool and the dev metric.
+            let corpus = crate::corpus::load(&cfg.data, cfg.split)?;
+            let (p, s) = data::load_pool(&corpus, cfg.synth.as_deref(), cfg.limit_files)?;
             eprintln!(
                 "training audio: {} real + {} synthetic keyword clips, {} keywords inside sentences, {} non-keyword words ({:.2} h), {} running-speech files ({:.2} h), {} noise recordings",
                 s.keyword_clips_real, s.keyword_clips_synthetic, s.keywords_in_sentences, s.words, s.hours_words, s.speech_files, s.hours_speech, s.noise_files
             );
-            (p, s, Some(crate::corpus::load(&cfg.data, cfg.split)?))
+            (p, s, Some(corpus))
         }
     };
     if pool.keywords_real.is_empty() && pool.keywords_synth.is_empty() {
