@@ -38,23 +38,31 @@ fn asset_mix(rate: u32) -> Option<Vec<f32>> {
     Some(x)
 }
 
-/// Feeds `repeat` passes over the audio (the clip in memory, else the file, streamed) to `run`
-/// in blocks of five seconds; the number of samples fed.
-fn for_each_block(clip: Option<&[f32]>, path: Option<&Path>, rate: u32, repeat: usize, run: &mut impl FnMut(&[f32])) -> Result<u64> {
+/// What bench runs over.
+enum Source<'a> {
+    /// Audio in memory (the assets mix, or the built-in signal).
+    Clip(Vec<f32>),
+    /// A file, streamed (decoded and resampled a chunk at a time), never held whole: an hour
+    /// of audio would be 230 MB of samples.
+    File(&'a Path),
+}
+
+/// Feeds `repeat` passes over `source` to `run` in blocks of five seconds; the number of
+/// samples fed.
+fn for_each_block(source: &Source, rate: u32, repeat: usize, run: &mut impl FnMut(&[f32])) -> Result<u64> {
     let block_len = 5 * rate as usize;
     let mut samples = 0u64;
     let mut block = Vec::with_capacity(block_len);
     for _ in 0..repeat {
-        match (clip, path) {
-            (Some(x), _) => block.extend_from_slice(x),
-            (None, Some(path)) => {
+        match source {
+            Source::Clip(x) => block.extend_from_slice(x),
+            Source::File(path) => {
                 let mut stream = ResampledStream::open(path, rate)?;
                 while let Some(chunk) = stream.next_chunk()? {
                     block.extend_from_slice(chunk);
                     samples += drain_full(&mut block, block_len, run);
                 }
             }
-            (None, None) => bail!("no audio to run"),
         }
         samples += drain_full(&mut block, block_len, run);
     }
@@ -108,13 +116,11 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
         p.network.set_deltas(d[0], &d[1..]);
     }
     let rate = p.sample_rate();
-    let (clip, source) = match &opt.input {
-        // A file is streamed (decoded and resampled a chunk at a time), never held whole:
-        // an hour of audio would be 230 MB of samples.
-        Some(path) => (None, path.display().to_string()),
+    let (audio, source) = match &opt.input {
+        Some(path) => (Source::File(path), path.display().to_string()),
         None => match asset_mix(rate) {
-            Some(x) => (Some(x), "assets/ speech and noise mix".to_string()),
-            None => (Some(test_signal(rate, 20.0)), "built-in test signal".to_string()),
+            Some(x) => (Source::Clip(x), "assets/ speech and noise mix".to_string()),
+            None => (Source::Clip(test_signal(rate, 20.0)), "built-in test signal".to_string()),
         },
     };
     let n_layers = model.card.architecture.layers.len();
@@ -155,7 +161,7 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
             });
         }
     };
-    let samples = for_each_block(clip.as_deref(), opt.input.as_deref(), rate, opt.repeat.max(1), &mut run_block)?;
+    let samples = for_each_block(&audio, rate, opt.repeat.max(1), &mut run_block)?;
     if samples == 0 {
         bail!("{source}: no audio in it to run");
     }
