@@ -124,6 +124,17 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
         assert_eq!(all.back_to_back.caught, all.clean.caught, "threshold {threshold}");
         assert_eq!(all.back_to_back.per_keyword, all.clean.per_keyword);
         caught_somewhere += all.clean.caught;
+        // Each clean clip's outcome agrees with the recall: a clip is caught only where its
+        // own keyword's peak reached the threshold, and its file is in its keyword's folder.
+        assert_eq!(all.clips.len(), all.clean.clips);
+        assert_eq!(all.clips.iter().filter(|o| o.caught).count(), all.clean.caught);
+        for o in &all.clips {
+            assert_eq!(o.threshold, threshold);
+            assert!(!o.caught || o.peak >= threshold, "{o:?} at {threshold}");
+            assert!(o.peak < threshold || o.caught || o.rival.is_some(), "only a rival's refractory time hides a peak above threshold: {o:?}");
+            assert_eq!(o.file.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str()), Some(o.keyword.as_str()));
+            assert!(o.level_dbfs < 0.0 && o.level_dbfs > -90.0, "{o:?}");
+        }
         // The partial resets run the same clips; the fresh trials do not depend on them.
         for reset in [BackToBackReset::None, BackToBackReset::FrontEnd, BackToBackReset::Network] {
             let m = run(reset);

@@ -82,6 +82,7 @@ pub enum Command {
         /// left out, so the accuracy is on unseen speakers).
         #[arg(long)]
         all_speakers: bool,
+        /// Print the whole report as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -121,6 +122,7 @@ pub enum Command {
         /// Where to write the DET plot (PNG) and the whole report (same name, .json).
         #[arg(long, default_value = "det.png")]
         plot: PathBuf,
+        /// Print the whole report as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +182,7 @@ pub enum Command {
         /// noise of a spiking network).
         #[arg(long, default_value_t = 4)]
         offsets: usize,
+        /// Print the whole report as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -203,6 +206,7 @@ pub enum Command {
         /// Use the portable kernels even where AVX2/FMA are available.
         #[arg(long)]
         portable: bool,
+        /// Print the whole report as JSON instead of text.
         #[arg(long)]
         json: bool,
     },

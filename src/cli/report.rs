@@ -163,6 +163,7 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             "  per keyword: {}",
             m.clean.per_keyword.iter().map(|(k, (n, c))| format!("{k} {:.0}%", 100.0 * *c as f64 / (*n).max(1) as f64)).collect::<Vec<_>>().join(", ")
         );
+        print_misses(&m.clips);
         if m.back_to_back.clips > 0 {
             let reset = r.back_to_back_reset.describe();
             println!(
@@ -223,4 +224,39 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             print_energy(&m.energy);
         }
     }
+}
+
+/// Why clean clips were missed: another keyword peaked above theirs (heard as what), their own
+/// keyword reached its threshold but another's detection came first and its refractory time
+/// hid it, or their own keyword led and stayed under its threshold; and whether missed clips
+/// are quieter.
+fn print_misses(clips: &[spikeword::eval::stream::ClipOutcome]) {
+    let missed: Vec<_> = clips.iter().filter(|c| !c.caught).collect();
+    if missed.is_empty() {
+        return;
+    }
+    let mut heard_as: std::collections::BTreeMap<&str, usize> = Default::default();
+    let (mut hidden, mut under) = (0, 0);
+    for c in &missed {
+        match &c.rival {
+            Some((k, p)) if *p > c.peak => *heard_as.entry(k.as_str()).or_default() += 1,
+            _ if c.peak >= c.threshold => hidden += 1,
+            _ => under += 1,
+        }
+    }
+    let led_by_another: usize = heard_as.values().sum();
+    let mut heard: Vec<_> = heard_as.into_iter().collect();
+    heard.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f32::NAN)
+    };
+    let level = |caught: bool| median(clips.iter().filter(|c| c.caught == caught).map(|c| c.level_dbfs).collect());
+    println!(
+        "  missed {}: another keyword peaked higher in {led_by_another} ({}); its own reached its threshold after another's detection in {hidden}; its own led but stayed under its threshold in {under}; median level {:.1} dBFS missed, {:.1} caught (each clip in the JSON)",
+        missed.len(),
+        heard.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
+        level(false),
+        level(true)
+    );
 }

@@ -170,6 +170,24 @@ pub struct FalseAlarm {
     pub keyword: String,
 }
 
+/// One clean clip's outcome at the model's thresholds: which clips are missed, and whether
+/// the network heard nothing there or heard another keyword.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClipOutcome {
+    pub file: std::path::PathBuf,
+    pub keyword: String,
+    pub caught: bool,
+    /// The threshold its keyword was detected at.
+    pub threshold: f32,
+    /// Highest smoothed probability its own keyword reached as the top keyword, from the
+    /// clip's start to the end of its stream (0 if it never was the top keyword).
+    pub peak: f32,
+    /// The other keyword that peaked highest there, with its peak.
+    pub rival: Option<(String, f32)>,
+    /// RMS level of the clip's active span (dB full scale): whether quiet clips are missed.
+    pub level_dbfs: f32,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DetPoint {
     pub threshold: f32,
@@ -205,6 +223,8 @@ pub struct ModeResult {
     pub recall_at: Vec<RecallAt>,
     pub det: Vec<DetPoint>,
     pub energy: EnergyReport,
+    /// Every clean clip, in the order of `Traces::clean`.
+    pub clips: Vec<ClipOutcome>,
 }
 
 impl ModeResult {
@@ -233,6 +253,8 @@ pub struct BenchmarkReport {
 /// Everything a mode's traces need to be scored at any thresholds.
 pub struct Traces {
     pub clean: Vec<PositiveTrace>,
+    /// Each clean clip's file and the level of its active span (dBFS), in the same order.
+    pub clean_files: Vec<(std::path::PathBuf, f32)>,
     /// The clean clips in one stream, shuffled, reset between clips only as
     /// `back_to_back_reset` says; `said` holds each clip's frames (clip start to the end of
     /// the silence after it). None without positives.
@@ -264,6 +286,7 @@ fn load_with_gain(path: &std::path::Path, rate: u32, gain_db: f32) -> Result<Vec
 /// One keyword clip's trials, with its audio kept for the back-to-back stream.
 struct ClipTrials {
     audio: Vec<f32>,
+    level_dbfs: f32,
     clean: PositiveTrace,
     noisy: Vec<PositiveTrace>,
 }
@@ -336,16 +359,18 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                 noisy.push(PositiveTrace { label, trace: run_trace(p, &y, &is_kw, |_| {}), first, last });
             }
             pb.inc(1);
-            Ok(ClipTrials { audio: clip, clean, noisy })
+            Ok(ClipTrials { audio: clip, level_dbfs: 20.0 * speech_rms.max(1e-9).log10(), clean, noisy })
         })
         .collect();
     pb.finish_and_clear();
     let mut clean = Vec::new();
+    let mut clean_files = Vec::new();
     let mut clips = Vec::new();
     let mut noisy: Vec<Vec<PositiveTrace>> = vec![Vec::new(); opt.snr_db.len()];
-    for r in per_clip {
-        let ClipTrials { audio, clean: c, noisy: n } = r?;
+    for (r, &(path, _)) in per_clip.into_iter().zip(&positives) {
+        let ClipTrials { audio, level_dbfs, clean: c, noisy: n } = r?;
         clips.push(audio);
+        clean_files.push((path.to_path_buf(), level_dbfs));
         clean.push(c);
         for (k, t) in n.into_iter().enumerate() {
             noisy[k].push(t);
@@ -435,7 +460,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         Some(m) => m.report(),
         None => ActivityMeter::new(&Pipeline::new(model).network, fs).report(),
     };
-    Ok(Traces { clean, back_to_back, noisy, negatives: out, energy })
+    Ok(Traces { clean, clean_files, back_to_back, noisy, negatives: out, energy })
 }
 
 /// One held-out negative file; sentences carry their aligned keywords (seconds from the file's
@@ -479,14 +504,20 @@ pub struct Scorer<'a> {
 }
 
 impl Scorer<'_> {
+    /// Whether one trial's keyword was detected inside its window, and how many detections
+    /// of another keyword landed there.
+    fn outcome(&self, t: &PositiveTrace, th: &impl Fn(u16) -> f32) -> (bool, usize) {
+        let ev = simulate_with(&t.trace, th, self.refractory);
+        let inside = ev.iter().filter(|(f, _)| *f >= t.first && *f <= t.last);
+        inside.fold((false, 0), |(hit, wrong), &(_, c)| if c == t.label { (true, wrong) } else { (hit, wrong + 1) })
+    }
+
     pub fn recall(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Recall {
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let (mut caught, mut wrong) = (0, 0);
         for t in trials {
-            let ev = simulate_with(&t.trace, th, self.refractory);
-            let inside: Vec<&(usize, u16)> = ev.iter().filter(|(f, _)| *f >= t.first && *f <= t.last).collect();
-            let hit = inside.iter().any(|(_, c)| *c == t.label);
-            wrong += inside.iter().filter(|(_, c)| *c != t.label).count();
+            let (hit, w) = self.outcome(t, th);
+            wrong += w;
             caught += hit as usize;
             let e = per.entry(self.labels[t.label as usize].clone()).or_default();
             e.0 += 1;
@@ -521,6 +552,25 @@ impl Scorer<'_> {
             })
             .collect();
         (events, excused)
+    }
+
+    /// Each clean clip's outcome (`files` in the order of `trials`).
+    pub fn clip_outcomes(&self, trials: &[PositiveTrace], files: &[(std::path::PathBuf, f32)], th: &impl Fn(u16) -> f32) -> Vec<ClipOutcome> {
+        trials
+            .iter()
+            .zip(files)
+            .map(|(t, (file, level_dbfs))| {
+                let window = &t.trace[t.first.min(t.trace.len())..(t.last + 1).min(t.trace.len())];
+                let mut peaks: BTreeMap<u16, f32> = BTreeMap::new();
+                for &(c, p) in window {
+                    let e = peaks.entry(c).or_insert(0.0);
+                    *e = e.max(p);
+                }
+                let peak = peaks.get(&t.label).copied().unwrap_or(0.0);
+                let rival = peaks.iter().filter(|(&c, _)| c != t.label).max_by(|a, b| a.1.total_cmp(b.1)).map(|(&c, &p)| (self.labels[c as usize].clone(), p));
+                ClipOutcome { file: file.clone(), keyword: self.labels[t.label as usize].clone(), caught: self.outcome(t, th).0, threshold: th(t.label), peak, rival, level_dbfs: *level_dbfs }
+            })
+            .collect()
     }
 
     pub fn in_sentence(&self, negs: &[NegativeTrace], th: &impl Fn(u16) -> f32) -> Recall {
@@ -575,6 +625,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         .collect();
     let th = |c: u16| shipped[c as usize];
     let clean = sc.recall(&traces.clean, &th);
+    let clips = sc.clip_outcomes(&traces.clean, &traces.clean_files, &th);
     let back_to_back = sc.in_sentence(traces.back_to_back.as_slice(), &th);
     let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
     let mut negatives = Vec::new();
@@ -631,6 +682,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         recall_at,
         det,
         energy: traces.energy,
+        clips,
     }
 }
 
