@@ -89,7 +89,7 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
         // its own keyword.
         assert_eq!(m.back_to_back.clips, 4);
         assert!(m.back_to_back.caught <= 4);
-        let clips_per_keyword = |r: &spikeword::eval::stream::Recall| r.per_keyword.iter().map(|(k, (n, _))| (k.clone(), *n)).collect::<Vec<_>>();
+        let clips_per_keyword = |r: &spikeword::eval::score::Recall| r.per_keyword.iter().map(|(k, (n, _))| (k.clone(), *n)).collect::<Vec<_>>();
         assert_eq!(clips_per_keyword(&m.back_to_back), clips_per_keyword(&m.clean));
         assert_eq!(m.negatives.iter().map(|n| n.files).sum::<usize>(), negative_files);
         assert!((m.negative_hours * 3600.0 - seconds).abs() < 0.05, "{} h vs {seconds} s", m.negative_hours);

@@ -230,7 +230,7 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
 /// keyword reached its threshold but another's detection came first and its refractory time
 /// hid it, or their own keyword led and stayed under its threshold; and whether missed clips
 /// are quieter.
-fn print_misses(clips: &[spikeword::eval::stream::ClipOutcome]) {
+fn print_misses(clips: &[spikeword::eval::score::ClipOutcome]) {
     let missed: Vec<_> = clips.iter().filter(|c| !c.caught).collect();
     if missed.is_empty() {
         return;

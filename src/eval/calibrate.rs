@@ -2,7 +2,8 @@
 //! parts of every negative source, which training never saw), so that the test figures stay
 //! honest.
 
-use super::stream::{collect_traces, det_grid, BenchmarkOptions, NegativeTrace, Scorer};
+use super::score::{det_grid, Scorer};
+use super::stream::{collect_traces, BenchmarkOptions, NegativeTrace};
 use crate::corpus::{Corpus, Part};
 use crate::detect::is_keyword;
 use crate::model::Model;
@@ -167,7 +168,7 @@ pub fn apply(model: &mut Model, c: &Calibration, per_keyword_per_hour: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::stream::det_grid;
+    use crate::eval::score::det_grid;
 
     #[test]
     fn an_exponential_tail_is_followed_below_the_audio_at_hand() {

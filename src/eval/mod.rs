@@ -1,10 +1,11 @@
 //! Evaluation on the real streaming pipeline. Clip accuracy (spiking and its non-spiking
 //! twin side by side) lives here; the streaming benchmark (recall of keywords, false alarms
 //! per hour on every kind of non-keyword audio, the detection-error trade-off) in
-//! [`stream`], threshold calibration in [`calibrate`], the DET plot in [`det`].
+//! [`stream`] (scored in [`score`]), threshold calibration in [`calibrate`], the DET plot in [`det`].
 
 pub mod calibrate;
 pub mod det;
+pub mod score;
 pub mod stream;
 
 use crate::audio::{audio_files_in, load_resampled};
