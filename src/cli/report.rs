@@ -247,16 +247,19 @@ fn print_misses(clips: &[spikeword::eval::score::ClipOutcome]) {
     let led_by_another: usize = heard_as.values().sum();
     let mut heard: Vec<_> = heard_as.into_iter().collect();
     heard.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let median = |mut v: Vec<f32>| {
+    // Median level of the missed and the caught clips (None when a group is empty).
+    let level = |caught: bool| {
+        let mut v: Vec<f32> = clips.iter().filter(|c| c.caught == caught).map(|c| c.level_dbfs).collect();
         v.sort_by(f32::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f32::NAN)
+        v.get(v.len() / 2).copied()
     };
-    let level = |caught: bool| median(clips.iter().filter(|c| c.caught == caught).map(|c| c.level_dbfs).collect());
+    let levels = match (level(false), level(true)) {
+        (Some(m), Some(c)) => format!("; median level {m:.1} dBFS missed, {c:.1} caught"),
+        _ => String::new(),
+    };
     println!(
-        "  missed {}: another keyword peaked higher in {led_by_another} ({}); its own reached its threshold after another's detection in {hidden}; its own led but stayed under its threshold in {under}; median level {:.1} dBFS missed, {:.1} caught (each clip in the JSON)",
+        "  missed {}: another keyword peaked higher in {led_by_another} ({}); its own reached its threshold after another's detection in {hidden}; its own led but stayed under its threshold in {under}{levels} (each clip in the JSON)",
         missed.len(),
         heard.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
-        level(false),
-        level(true)
     );
 }
