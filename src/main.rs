@@ -108,12 +108,22 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, dev_percent, plot, json } => {
             if part == spikeword::corpus::Part::Calib {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
             }
             let model = load_model(model.as_deref())?;
-            let corpus = spikeword::corpus::load(&data, spikeword::corpus::Split::of(&model.card.provenance))?;
+            let mut split = spikeword::corpus::Split::of(&model.card.provenance);
+            if let Some(p) = dev_percent {
+                if part != spikeword::corpus::Part::Dev {
+                    bail!("--dev-percent only applies with --part dev");
+                }
+                if p > split.dev_percent {
+                    bail!("--dev-percent {p} is larger than the model's own dev ({}%): the model trained on some of those speakers", split.dev_percent);
+                }
+                split.dev_percent = p;
+            }
+            let corpus = spikeword::corpus::load(&data, split)?;
             let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back_reset };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;

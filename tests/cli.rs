@@ -174,3 +174,21 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(status.code(), Some(101), "a panic's exit code");
 }
+
+#[test]
+fn eval_stream_takes_only_a_smaller_dev_than_the_model_s_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("m.safetensors");
+    small_model(4).save(&model_path).unwrap(); // no split recorded: the default 15% dev
+    let run = |args: &[&str]| {
+        let out = spikeword().arg("eval-stream").arg("--model").arg(&model_path).arg("--data").arg(dir.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A larger dev would hold speakers the model trained on.
+    let err = run(&["--part", "dev", "--dev-percent", "20"]);
+    assert!(err.contains("--dev-percent 20") && err.contains("(15%)"), "{err}");
+    // It only chooses the dev part; test and train are the same for every split.
+    let err = run(&["--part", "test", "--dev-percent", "10"]);
+    assert!(err.contains("only applies with --part dev"), "{err}");
+}

@@ -119,6 +119,12 @@ pub enum Command {
         /// network or all (each clip as a fresh trial). Tells whose state costs recall there.
         #[arg(long, value_enum, default_value_t = spikeword::eval::stream::BackToBackReset::None)]
         back_to_back_reset: spikeword::eval::stream::BackToBackReset,
+        /// With `--part dev`: a smaller dev part than the model's own (percent of the non-test
+        /// ids), to compare models trained on different splits on the dev they share. A
+        /// larger dev holds every smaller one, and so does its calibration part, so the
+        /// model never trained on it either; a larger value than the model's is refused.
+        #[arg(long)]
+        dev_percent: Option<u64>,
         /// Where to write the DET plot (PNG) and the whole report (same name, .json).
         #[arg(long, default_value = "det.png")]
         plot: PathBuf,
