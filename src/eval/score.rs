@@ -172,12 +172,11 @@ impl Scorer<'_> {
         (events, excused)
     }
 
-    /// Each clean clip's outcome (`files` in the order of `trials`).
-    pub fn clip_outcomes(&self, trials: &[PositiveTrace], files: &[(std::path::PathBuf, f32)], th: &impl Fn(u16) -> f32) -> Vec<ClipOutcome> {
+    /// Each trial's outcome.
+    pub fn clip_outcomes(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Vec<ClipOutcome> {
         trials
             .iter()
-            .zip(files)
-            .map(|(t, (file, level_dbfs))| {
+            .map(|t| {
                 let window = &t.trace[t.first.min(t.trace.len())..(t.last + 1).min(t.trace.len())];
                 let mut peaks: BTreeMap<u16, f32> = BTreeMap::new();
                 for &(c, p) in window {
@@ -186,7 +185,7 @@ impl Scorer<'_> {
                 }
                 let peak = peaks.get(&t.label).copied().unwrap_or(0.0);
                 let rival = peaks.iter().filter(|(&c, _)| c != t.label).max_by(|a, b| a.1.total_cmp(b.1)).map(|(&c, &p)| (self.labels[c as usize].clone(), p));
-                ClipOutcome { file: file.clone(), keyword: self.labels[t.label as usize].clone(), caught: self.outcome(t, th).0, threshold: th(t.label), peak, rival, level_dbfs: *level_dbfs }
+                ClipOutcome { file: t.file.clone(), keyword: self.labels[t.label as usize].clone(), caught: self.outcome(t, th).0, threshold: th(t.label), peak, rival, level_dbfs: t.level_dbfs }
             })
             .collect()
     }
@@ -243,7 +242,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         .collect();
     let th = |c: u16| shipped[c as usize];
     let clean = sc.recall(&traces.clean, &th);
-    let clips = sc.clip_outcomes(&traces.clean, &traces.clean_files, &th);
+    let clips = sc.clip_outcomes(&traces.clean, &th);
     let back_to_back = sc.in_sentence(traces.back_to_back.as_slice(), &th);
     let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
     let mut negatives = Vec::new();

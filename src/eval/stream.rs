@@ -92,6 +92,10 @@ pub struct PositiveTrace {
     /// Frames in which a detection of `label` counts (clip start to stream end).
     pub first: usize,
     pub last: usize,
+    /// The keyword clip the trial plays, and the RMS level of its active span (dBFS), the
+    /// same for its clean and noisy trials: to say which clips are missed and why.
+    pub file: std::path::PathBuf,
+    pub level_dbfs: f32,
 }
 
 /// One negative stream: its trace, and for each frame the keyword that is really being said
@@ -153,8 +157,6 @@ pub struct BenchmarkReport {
 /// Everything a mode's traces need to be scored at any thresholds.
 pub struct Traces {
     pub clean: Vec<PositiveTrace>,
-    /// Each clean clip's file and the level of its active span (dBFS), in the same order.
-    pub clean_files: Vec<(std::path::PathBuf, f32)>,
     /// The clean clips in one stream, shuffled, reset between clips only as
     /// `back_to_back_reset` says; `said` holds each clip's frames (clip start to the end of
     /// the silence after it). None without positives.
@@ -186,7 +188,6 @@ fn load_with_gain(path: &std::path::Path, rate: u32, gain_db: f32) -> Result<Vec
 /// One keyword clip's trials, with its audio kept for the back-to-back stream.
 struct ClipTrials {
     audio: Vec<f32>,
-    level_dbfs: f32,
     clean: PositiveTrace,
     noisy: Vec<PositiveTrace>,
 }
@@ -238,10 +239,11 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             let clip = load_with_gain(path, rate, opt.gain_db)?;
             let (x, span) = padded(&clip, rate);
             let (first, last) = (span.start / hop, x.len() / hop);
-            p.reset();
-            let clean = PositiveTrace { label, trace: run_trace(p, &x, &is_kw, |_| {}), first, last };
             let (a, b) = active_span(&clip);
             let speech_rms = rms(&clip[a..b.max(a + 1).min(clip.len())]);
+            let trial = |trace| PositiveTrace { label, trace, first, last, file: path.to_path_buf(), level_dbfs: 20.0 * speech_rms.max(1e-9).log10() };
+            p.reset();
+            let clean = trial(run_trace(p, &x, &is_kw, |_| {}));
             let mut noisy = Vec::new();
             for &snr in &opt.snr_db {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(opt.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ snr.to_bits() as u64);
@@ -256,21 +258,19 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                     y.iter_mut().for_each(|v| *v *= 0.99 / peak);
                 }
                 p.reset();
-                noisy.push(PositiveTrace { label, trace: run_trace(p, &y, &is_kw, |_| {}), first, last });
+                noisy.push(trial(run_trace(p, &y, &is_kw, |_| {})));
             }
             pb.inc(1);
-            Ok(ClipTrials { audio: clip, level_dbfs: 20.0 * speech_rms.max(1e-9).log10(), clean, noisy })
+            Ok(ClipTrials { audio: clip, clean, noisy })
         })
         .collect();
     pb.finish_and_clear();
     let mut clean = Vec::new();
-    let mut clean_files = Vec::new();
     let mut clips = Vec::new();
     let mut noisy: Vec<Vec<PositiveTrace>> = vec![Vec::new(); opt.snr_db.len()];
-    for (r, &(path, _)) in per_clip.into_iter().zip(&positives) {
-        let ClipTrials { audio, level_dbfs, clean: c, noisy: n } = r?;
+    for r in per_clip {
+        let ClipTrials { audio, clean: c, noisy: n } = r?;
         clips.push(audio);
-        clean_files.push((path.to_path_buf(), level_dbfs));
         clean.push(c);
         for (k, t) in n.into_iter().enumerate() {
             noisy[k].push(t);
@@ -360,7 +360,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         Some(m) => m.report(),
         None => ActivityMeter::new(&Pipeline::new(model).network, fs).report(),
     };
-    Ok(Traces { clean, clean_files, back_to_back, noisy, negatives: out, energy })
+    Ok(Traces { clean, back_to_back, noisy, negatives: out, energy })
 }
 
 /// One held-out negative file; sentences carry their aligned keywords (seconds from the file's
