@@ -115,14 +115,19 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
     let mut caught_somewhere = 0;
     for threshold in [0.5, 0.9, 0.99, 0.999] {
         let run = |reset| {
-            let opt = BenchmarkOptions { snr_db: vec![], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back_reset: reset, ..Default::default() };
+            let opt = BenchmarkOptions { snr_db: vec![10.0], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back_reset: reset, ..Default::default() };
             benchmark(&model, &c, &opt).unwrap().results.remove(0)
         };
         // Resetting the whole pipeline before each clip makes each back-to-back trial the
-        // clip's own fresh trial, caught or missed alike.
+        // clip's own fresh trial, caught or missed alike, in silence and in noise (each clip
+        // hears its fresh trial's noise).
         let all = run(BackToBackReset::All);
         assert_eq!(all.back_to_back.caught, all.clean.caught, "threshold {threshold}");
         assert_eq!(all.back_to_back.per_keyword, all.clean.per_keyword);
+        assert_eq!(all.back_to_back_noisy.len(), 1);
+        assert_eq!(all.back_to_back_noisy[0].0, 10.0);
+        assert_eq!(all.back_to_back_noisy[0].1.caught, all.noisy[0].1.caught, "threshold {threshold}, 10 dB");
+        assert_eq!(all.back_to_back_noisy[0].1.per_keyword, all.noisy[0].1.per_keyword);
         caught_somewhere += all.clean.caught;
         // Each clean clip's outcome agrees with the recall: a clip is caught only where its
         // own keyword's peak reached the threshold, and its file is in its keyword's folder.
@@ -139,7 +144,9 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
         for reset in [BackToBackReset::None, BackToBackReset::FrontEnd, BackToBackReset::Network] {
             let m = run(reset);
             assert_eq!(m.back_to_back.clips, all.clean.clips);
+            assert_eq!(m.back_to_back_noisy[0].1.clips, all.clean.clips);
             assert_eq!(m.clean.caught, all.clean.caught);
+            assert_eq!(m.noisy[0].1.caught, all.noisy[0].1.caught);
         }
     }
     assert!(caught_somewhere > 0, "no threshold caught a clip: the comparison above was empty");

@@ -173,8 +173,12 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
                 m.back_to_back.clips
             );
         }
-        for (snr, rec) in &m.noisy {
+        for (k, (snr, rec)) in m.noisy.iter().enumerate() {
             println!("in noise at {snr} dB SNR: recall {:.1}% ({} of {})", 100.0 * rec.recall, rec.caught, rec.clips);
+            if let Some((_, b)) = m.back_to_back_noisy.get(k) {
+                let reset = r.back_to_back_reset.describe();
+                println!("  the same noisy clips back to back in one stream, {reset}: recall {:.1}% ({} of {})", 100.0 * b.recall, b.caught, b.clips);
+            }
         }
         println!("false alarms: {} in {:.2} h = {:.2} per hour", m.false_alarms, m.negative_hours, m.false_alarms_per_hour);
         for n in &m.negatives {

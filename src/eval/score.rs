@@ -90,6 +90,9 @@ pub struct ModeResult {
     /// The same clean clips (same padding, same rule) back to back in one stream, as a
     /// detector that runs all day hears them (never reset unless `back_to_back_reset` says).
     pub back_to_back: Recall,
+    /// The back-to-back stream in each trial's noise, in the order of `snr_db` (each clip with
+    /// the noise of its fresh trial in `noisy`).
+    pub back_to_back_noisy: Vec<(f32, Recall)>,
     pub noisy: Vec<(f32, Recall)>,
     pub negatives: Vec<NegativeResult>,
     pub negative_hours: f64,
@@ -244,6 +247,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
     let clean = sc.recall(&traces.clean, &th);
     let clips = sc.clip_outcomes(&traces.clean, &th);
     let back_to_back = sc.in_sentence(traces.back_to_back.as_slice(), &th);
+    let back_to_back_noisy = opt.snr_db.iter().zip(&traces.back_to_back_noisy).map(|(&s, t)| (s, sc.in_sentence(std::slice::from_ref(t), &th))).collect();
     let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
     let mut negatives = Vec::new();
     for n in &traces.negatives {
@@ -290,6 +294,7 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         mode,
         clean,
         back_to_back,
+        back_to_back_noisy,
         noisy,
         negatives,
         negative_hours,

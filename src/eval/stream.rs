@@ -161,6 +161,9 @@ pub struct Traces {
     /// `back_to_back_reset` says; `said` holds each clip's frames (clip start to the end of
     /// the silence after it). None without positives.
     pub back_to_back: Option<NegativeTrace>,
+    /// The same stream in each trial's noise, in the order of `snr_db` (empty without
+    /// positives).
+    pub back_to_back_noisy: Vec<NegativeTrace>,
     pub noisy: Vec<Vec<PositiveTrace>>,
     pub negatives: Vec<NegativeTrace>,
     pub energy: EnergyReport,
@@ -183,6 +186,30 @@ fn load_with_gain(path: &std::path::Path, rate: u32, gain_db: f32) -> Result<Vec
         x.iter_mut().for_each(|v| *v = (*v * g).clamp(-1.0, 1.0));
     }
     Ok(x)
+}
+
+/// RMS level of a clip's active span: what an SNR is measured against.
+fn speech_rms(clip: &[f32]) -> f32 {
+    let (a, b) = active_span(clip);
+    rms(&clip[a..b.max(a + 1).min(clip.len())])
+}
+
+/// Clip `i`'s padded audio `x` in noise at `snr` dB against its speech: a stretch of one
+/// noise recording, drawn from the seed, the clip's index and the SNR alone, so the fresh
+/// trial and the back-to-back stream hear the same noise.
+fn in_noise(x: &[f32], speech_rms: f32, noise: &[Vec<f32>], snr: f32, seed: u64, i: usize) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ snr.to_bits() as u64);
+    let n = &noise[rng.gen_range(0..noise.len())];
+    let start = if n.len() > x.len() { rng.gen_range(0..n.len() - x.len()) } else { 0 };
+    let bed: Vec<f32> = (0..x.len()).map(|k| n[(start + k) % n.len()]).collect();
+    // SNR against the speech itself (its active span), not the padded clip.
+    let g = speech_rms / rms(&bed).max(1e-9) * 10f32.powf(-snr / 20.0);
+    let mut y: Vec<f32> = x.iter().zip(&bed).map(|(s, v)| s + g * v).collect();
+    let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > 0.99 {
+        y.iter_mut().for_each(|v| *v *= 0.99 / peak);
+    }
+    y
 }
 
 /// One keyword clip's trials, with its audio kept for the back-to-back stream.
@@ -239,24 +266,13 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             let clip = load_with_gain(path, rate, opt.gain_db)?;
             let (x, span) = padded(&clip, rate);
             let (first, last) = (span.start / hop, x.len() / hop);
-            let (a, b) = active_span(&clip);
-            let speech_rms = rms(&clip[a..b.max(a + 1).min(clip.len())]);
+            let speech_rms = speech_rms(&clip);
             let trial = |trace| PositiveTrace { label, trace, first, last, file: path.to_path_buf(), level_dbfs: 20.0 * speech_rms.max(1e-9).log10() };
             p.reset();
             let clean = trial(run_trace(p, &x, &is_kw, |_| {}));
             let mut noisy = Vec::new();
             for &snr in &opt.snr_db {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(opt.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ snr.to_bits() as u64);
-                let n = &noise[rng.gen_range(0..noise.len())];
-                let start = if n.len() > x.len() { rng.gen_range(0..n.len() - x.len()) } else { 0 };
-                let bed: Vec<f32> = (0..x.len()).map(|k| n[(start + k) % n.len()]).collect();
-                // SNR against the speech itself (its active span), not the padded clip.
-                let g = speech_rms / rms(&bed).max(1e-9) * 10f32.powf(-snr / 20.0);
-                let mut y: Vec<f32> = x.iter().zip(&bed).map(|(s, v)| s + g * v).collect();
-                let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                if peak > 0.99 {
-                    y.iter_mut().for_each(|v| *v *= 0.99 / peak);
-                }
+                let y = in_noise(&x, speech_rms, &noise, snr, opt.seed, i);
                 p.reset();
                 noisy.push(trial(run_trace(p, &y, &is_kw, |_| {})));
             }
@@ -279,16 +295,21 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
     // The same clips back to back, by default never reset: whatever a word leaves in the
     // state (the front end's smoothed energy, the memories, the voltages) meets the next one,
     // as in use. Each trial above starts from a fresh state, which no running detector has.
-    let back_to_back = if positives.is_empty() {
-        None
-    } else {
-        let mut order: Vec<usize> = (0..positives.len()).collect();
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opt.seed));
+    // In clean audio the clips' padding is digital silence, which no microphone gives, so the
+    // stream is also heard in each trial's noise: every clip with the very noise of its fresh
+    // trial, which leaves the carried-over state as the only difference between the two.
+    let mut order: Vec<usize> = (0..positives.len()).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opt.seed));
+    let stream = |snr: Option<f32>| {
         let mut p = new_pipeline();
         let (mut trace, mut said, mut file_starts, mut samples) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
         for &i in &order {
             let (path, label) = positives[i];
             let (x, span) = padded(&clips[i], rate);
+            let x = match snr {
+                Some(snr) => in_noise(&x, speech_rms(&clips[i]), &noise, snr, opt.seed, i),
+                None => x,
+            };
             match opt.back_to_back_reset {
                 BackToBackReset::None => {}
                 BackToBackReset::FrontEnd => p.frontend.reset(),
@@ -302,7 +323,15 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             samples += x.len();
         }
         let excused = vec![None; trace.len()];
-        Some(NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts })
+        NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts }
+    };
+    let (back_to_back, back_to_back_noisy) = if positives.is_empty() {
+        (None, Vec::new())
+    } else {
+        let conditions: Vec<Option<f32>> = std::iter::once(None).chain(opt.snr_db.iter().map(|&s| Some(s))).collect();
+        let mut streams: Vec<NegativeTrace> = conditions.into_par_iter().map(stream).collect();
+        let clean = streams.remove(0);
+        (Some(clean), streams)
     };
     let sources = negative_streams(corpus, opt.part, limit);
     let total: usize = sources.iter().map(|s| s.files.len()).sum();
@@ -360,7 +389,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         Some(m) => m.report(),
         None => ActivityMeter::new(&Pipeline::new(model).network, fs).report(),
     };
-    Ok(Traces { clean, back_to_back, noisy, negatives: out, energy })
+    Ok(Traces { clean, back_to_back, back_to_back_noisy, noisy, negatives: out, energy })
 }
 
 /// One held-out negative file; sentences carry their aligned keywords (seconds from the file's
