@@ -112,7 +112,7 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
     let c = corpus::load(dir.path(), Split::default()).unwrap();
     // The shipped model, so that real clips are caught at some thresholds and missed at others.
     let model = spikeword::model::Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/spikeword-kws12.safetensors")).unwrap();
-    let mut caught_somewhere = 0;
+    let (mut caught_somewhere, mut caught_in_noise_somewhere) = (0, 0);
     for threshold in [0.5, 0.9, 0.99, 0.999] {
         let run = |reset| {
             let opt = BenchmarkOptions { snr_db: vec![10.0], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back_reset: reset, ..Default::default() };
@@ -129,6 +129,7 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
         assert_eq!(all.back_to_back_noisy[0].1.caught, all.noisy[0].1.caught, "threshold {threshold}, 10 dB");
         assert_eq!(all.back_to_back_noisy[0].1.per_keyword, all.noisy[0].1.per_keyword);
         caught_somewhere += all.clean.caught;
+        caught_in_noise_somewhere += all.noisy[0].1.caught;
         // Each clean clip's outcome agrees with the recall: a clip is caught only where its
         // own keyword's peak reached the threshold, and its file is in its keyword's folder.
         assert_eq!(all.clips.len(), all.clean.clips);
@@ -150,6 +151,7 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
         }
     }
     assert!(caught_somewhere > 0, "no threshold caught a clip: the comparison above was empty");
+    assert!(caught_in_noise_somewhere > 0, "no threshold caught a clip in noise: the noisy comparison above was empty");
 }
 
 #[test]
