@@ -103,6 +103,14 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
         assert!(m.det.iter().all(|d| d.recall_clean < top.recall_clean || (d.recall_clean == top.recall_clean && d.threshold <= top.threshold)));
         assert!(top.recall_clean >= m.clean.recall);
     }
+    // Without the back-to-back streams (checkpoint scores, calibration) the fresh figures are
+    // the same and no back-to-back figure is made up.
+    let fresh_only = benchmark(&model, &c, &BenchmarkOptions { back_to_back: false, ..opt.clone() }).unwrap();
+    for (m, f) in r.results.iter().zip(&fresh_only.results) {
+        assert_eq!(f.back_to_back.clips, 0);
+        assert!(f.back_to_back_noisy.is_empty());
+        assert_eq!((f.clean.caught, f.noisy[0].1.caught, f.false_alarms), (m.clean.caught, m.noisy[0].1.caught, m.false_alarms));
+    }
 }
 
 #[test]

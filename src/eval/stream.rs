@@ -49,6 +49,9 @@ pub struct BenchmarkOptions {
     /// What the back-to-back stream resets before each clip (nothing, as in use): tells
     /// whose state costs recall there, the front end's or the network's.
     pub back_to_back_reset: BackToBackReset,
+    /// Stream the clips back to back at all (off where only the fresh figures are read:
+    /// checkpoint scores, calibration).
+    pub back_to_back: bool,
 }
 
 /// Part of the pipeline the back-to-back stream resets before each clip.
@@ -80,7 +83,7 @@ impl BackToBackReset {
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back_reset: BackToBackReset::None }
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back_reset: BackToBackReset::None, back_to_back: true }
     }
 }
 
@@ -325,7 +328,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         let excused = vec![None; trace.len()];
         NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts }
     };
-    let (back_to_back, back_to_back_noisy) = if positives.is_empty() {
+    let (back_to_back, back_to_back_noisy) = if positives.is_empty() || !opt.back_to_back {
         (None, Vec::new())
     } else {
         let conditions: Vec<Option<f32>> = std::iter::once(None).chain(opt.snr_db.iter().map(|&s| Some(s))).collect();
