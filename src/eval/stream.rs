@@ -215,9 +215,11 @@ fn in_noise(x: &[f32], speech_rms: f32, noise: &[Vec<f32>], snr: f32, seed: u64,
     y
 }
 
-/// One keyword clip's trials, with its audio kept for the back-to-back stream.
+/// One keyword clip's trials, with its padded audio and speech level kept for the
+/// back-to-back streams.
 struct ClipTrials {
-    audio: Vec<f32>,
+    padded: Vec<f32>,
+    speech_rms: f32,
     clean: PositiveTrace,
     noisy: Vec<PositiveTrace>,
 }
@@ -280,7 +282,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                 noisy.push(trial(run_trace(p, &y, &is_kw, |_| {})));
             }
             pb.inc(1);
-            Ok(ClipTrials { audio: clip, clean, noisy })
+            Ok(ClipTrials { padded: x, speech_rms, clean, noisy })
         })
         .collect();
     pb.finish_and_clear();
@@ -288,8 +290,8 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
     let mut clips = Vec::new();
     let mut noisy: Vec<Vec<PositiveTrace>> = vec![Vec::new(); opt.snr_db.len()];
     for r in per_clip {
-        let ClipTrials { audio, clean: c, noisy: n } = r?;
-        clips.push(audio);
+        let ClipTrials { padded, speech_rms, clean: c, noisy: n } = r?;
+        clips.push((padded, speech_rms));
         clean.push(c);
         for (k, t) in n.into_iter().enumerate() {
             noisy[k].push(t);
@@ -308,9 +310,13 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         let (mut trace, mut said, mut file_starts, mut samples) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
         for &i in &order {
             let (path, label) = positives[i];
-            let (x, span) = padded(&clips[i], rate);
+            let (x, speech_rms) = &clips[i];
+            let noisy;
             let x = match snr {
-                Some(snr) => in_noise(&x, speech_rms(&clips[i]), &noise, snr, opt.seed, i),
+                Some(snr) => {
+                    noisy = in_noise(x, *speech_rms, &noise, snr, opt.seed, i);
+                    &noisy
+                }
                 None => x,
             };
             match opt.back_to_back_reset {
@@ -321,8 +327,8 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             }
             let at = trace.len();
             file_starts.push((at, path.to_path_buf()));
-            trace.extend(run_trace(&mut p, &x, &is_kw, |_| {}));
-            said.push((at + span.start / hop, trace.len(), label));
+            trace.extend(run_trace(&mut p, x, &is_kw, |_| {}));
+            said.push((at + clean[i].first, trace.len(), label));
             samples += x.len();
         }
         let excused = vec![None; trace.len()];
