@@ -49,11 +49,25 @@ pub struct PcenConfig {
     /// to back and raised more false alarms; the shipped model has 0.)
     #[serde(default)]
     pub release: f32,
+    /// After this many frames in a row whose total energy is at least `reseed_db` below the
+    /// smoothed total (a pause: the word is over, only the room is left), `M` restarts at the
+    /// mean of those quiet frames, the state a fresh stream starts in. The smoother otherwise
+    /// holds a loud word for seconds and divides the next keyword by it (back to back r27
+    /// catches 27% against 73% from a fresh state). Unlike a fast release it leaves the frames
+    /// inside a word alone: a dip shorter than the pause changes nothing. 0: off.
+    #[serde(default)]
+    pub reseed_frames: usize,
+    #[serde(default = "default_reseed_db")]
+    pub reseed_db: f32,
+}
+
+fn default_reseed_db() -> f32 {
+    10.0
 }
 
 impl Default for PcenConfig {
     fn default() -> Self {
-        Self { smoothing: 0.025, alpha: 1.0, delta: 2.0, r: 0.5, eps: 1e-12, release: 0.0 }
+        Self { smoothing: 0.025, alpha: 1.0, delta: 2.0, r: 0.5, eps: 1e-12, release: 0.0, reseed_frames: 0, reseed_db: default_reseed_db() }
     }
 }
 
@@ -121,7 +135,7 @@ impl FrontEndConfig {
         }
         if let Compression::Pcen(p) = self.compression {
             let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
-            if !(ok(p.smoothing, 1e-4, 1.0) && ok(p.alpha, 0.0, 1.0) && ok(p.delta, 0.0, 100.0) && ok(p.r, 0.01, 1.0) && ok(p.eps, 1e-12, 1.0) && (p.release == 0.0 || ok(p.release, 1e-4, 1.0))) {
+            if !(ok(p.smoothing, 1e-4, 1.0) && ok(p.alpha, 0.0, 1.0) && ok(p.delta, 0.0, 100.0) && ok(p.r, 0.01, 1.0) && ok(p.eps, 1e-12, 1.0) && (p.release == 0.0 || ok(p.release, 1e-4, 1.0)) && p.reseed_frames <= 10_000 && ok(p.reseed_db, 0.0, 100.0)) {
                 return Err(format!("PCEN parameters out of range: {p:?}"));
             }
         }
@@ -228,6 +242,9 @@ pub struct FrontEnd {
     frame: Vec<f32>,
     /// PCEN's smoothed energy per band; empty until the first frame sets it.
     smoothed: Vec<f32>,
+    /// Quiet frames in a row (see [`PcenConfig::reseed_frames`]) and their energies summed.
+    quiet_run: usize,
+    quiet_sum: Vec<f32>,
 }
 
 impl FrontEnd {
@@ -261,6 +278,8 @@ impl FrontEnd {
             since_frame: 0,
             frame: vec![0.0; cfg.n_mels],
             smoothed: Vec::with_capacity(cfg.n_mels),
+            quiet_run: 0,
+            quiet_sum: vec![0.0; cfg.n_mels],
             window,
             spectrum,
             scratch,
@@ -288,6 +307,8 @@ impl FrontEnd {
         self.ring_pos = 0;
         self.since_frame = 0;
         self.smoothed.clear();
+        self.quiet_run = 0;
+        self.quiet_sum.fill(0.0);
     }
 
     /// Feeds samples (at `sample_rate`, nominally in [-1, 1]); calls `on_frame` with each
@@ -349,6 +370,9 @@ impl FrontEnd {
                 if self.smoothed.is_empty() {
                     self.smoothed.extend_from_slice(&self.frame);
                 }
+                if p.reseed_frames > 0 {
+                    self.reseed_after_pause(&p);
+                }
                 let dr = p.delta.powf(p.r);
                 let release = if p.release > 0.0 { p.release } else { p.smoothing };
                 for (e, m) in self.frame.iter_mut().zip(self.smoothed.iter_mut()) {
@@ -357,6 +381,26 @@ impl FrontEnd {
                     *e = (*e / (p.eps + *m).powf(p.alpha) + p.delta).powf(p.r) - dr;
                 }
             }
+        }
+    }
+
+    /// Counts quiet frames and, after a pause long enough, restarts PCEN's smoother at the
+    /// pause's mean energy.
+    fn reseed_after_pause(&mut self, p: &PcenConfig) {
+        let energy: f32 = self.frame.iter().sum();
+        let smoothed: f32 = self.smoothed.iter().sum();
+        if energy * 10f32.powf(p.reseed_db / 10.0) < smoothed {
+            self.quiet_run += 1;
+            self.quiet_sum.iter_mut().zip(&self.frame).for_each(|(s, e)| *s += e);
+            if self.quiet_run >= p.reseed_frames {
+                let n = self.quiet_run as f32;
+                self.smoothed.iter_mut().zip(&self.quiet_sum).for_each(|(m, s)| *m = s / n);
+                self.quiet_run = 0;
+                self.quiet_sum.fill(0.0);
+            }
+        } else if self.quiet_run > 0 {
+            self.quiet_run = 0;
+            self.quiet_sum.fill(0.0);
         }
     }
 }

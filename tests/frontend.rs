@@ -56,6 +56,59 @@ fn bad_front_end_parameters_are_rejected() {
         let cfg = FrontEndConfig { compression: Compression::Pcen(PcenConfig { release, ..Default::default() }), ..FrontEndConfig::default() };
         assert!(FrontEnd::new(cfg).is_err(), "PCEN release {release} accepted");
     }
+    for reseed_db in [-1.0, f32::NAN, 1e9] {
+        let cfg = FrontEndConfig { compression: Compression::Pcen(PcenConfig { reseed_frames: 20, reseed_db, ..Default::default() }), ..FrontEndConfig::default() };
+        assert!(FrontEnd::new(cfg).is_err(), "PCEN reseed_db {reseed_db} accepted");
+    }
+}
+
+#[test]
+fn pcen_reseed_forgets_a_loud_word_after_a_pause() {
+    // As above, but the smoother restarts once the pause has lasted 20 frames: the keyword
+    // then reaches the network as it does from a fresh stream that opens with the same
+    // silence (as eval-stream's fresh trials do).
+    let kw = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();
+    let mut prefix: Vec<f32> = kw.iter().map(|v| (v * 8.0).clamp(-1.0, 1.0)).collect();
+    prefix.resize(prefix.len() + 24_000, 0.0);
+    let reseed = PcenConfig { reseed_frames: 20, ..Default::default() };
+    let cfg = FrontEndConfig { log_floor: 1e-12, compression: Compression::Pcen(reseed), ..Default::default() };
+    let mean = |f: &[f32]| f.iter().sum::<f32>() / f.len() as f32;
+    let mut fresh = FrontEnd::new(cfg.clone()).unwrap();
+    fresh.push(&vec![0.0; 8_000], |_| {});
+    let cold = mean(&fresh.frames_of(&kw));
+    let mut fe = FrontEnd::new(cfg).unwrap();
+    fe.push(&prefix, |_| {});
+    let warm = mean(&fe.frames_of(&kw));
+    assert!(warm > 0.9 * cold && warm < 1.1 * cold, "re-seed: after a loud word {warm}, after silence {cold}");
+}
+
+#[test]
+fn pcen_reseed_leaves_words_and_short_dips_alone() {
+    // Tone bursts over a noise floor with 100 ms dips between them (shorter than the 20-frame
+    // pause): every frame is what the plain smoother gives. After a 0.5 s pause the re-seeded
+    // smoother differs, and the next burst comes out louder than without it.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut audio = Vec::new();
+    let burst = |audio: &mut Vec<f32>, rng: &mut rand::rngs::StdRng, n: usize, tone: bool| {
+        for i in 0..n {
+            let t = audio.len() + i;
+            let s = if tone { 0.3 * (2.0 * std::f32::consts::PI * 700.0 * t as f32 / 16_000.0).sin() } else { 0.0 };
+            audio.push(s + rng.gen_range(-0.001..0.001));
+        }
+    };
+    for _ in 0..6 {
+        burst(&mut audio, &mut rng, 4_800, true);
+        burst(&mut audio, &mut rng, 1_600, false);
+    }
+    let dips_end = audio.len() / 160;
+    burst(&mut audio, &mut rng, 8_000, false);
+    burst(&mut audio, &mut rng, 4_800, true);
+    let cfg = |reseed_frames| FrontEndConfig { log_floor: 1e-12, compression: Compression::Pcen(PcenConfig { reseed_frames, ..Default::default() }), ..Default::default() };
+    let plain = FrontEnd::new(cfg(0)).unwrap().frames_of(&audio);
+    let reseeded = FrontEnd::new(cfg(20)).unwrap().frames_of(&audio);
+    assert_eq!(plain[..dips_end * 40], reseeded[..dips_end * 40], "a 100 ms dip re-seeded the smoother");
+    let last = |f: &[f32]| f[f.len() - 30 * 40..].iter().sum::<f32>();
+    assert!(last(&reseeded) > 1.2 * last(&plain), "after the pause: {} re-seeded, {} plain", last(&reseeded), last(&plain));
 }
 
 #[test]
