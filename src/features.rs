@@ -87,6 +87,21 @@ impl Compression {
             Compression::Pcen(_) => "PCEN",
         }
     }
+
+    /// The name with the non-default PCEN options (`info`), e.g. "PCEN, re-seeded after
+    /// 0.40 s of quiet" for 40 frames of 10 ms.
+    pub fn describe(&self, frame_seconds: f64) -> String {
+        let mut s = self.name().to_string();
+        if let Compression::Pcen(p) = self {
+            if p.release > 0.0 {
+                s += &format!(", release {}", p.release);
+            }
+            if p.reseed_frames > 0 {
+                s += &format!(", re-seeded after {:.2} s of quiet, {} dB down", p.reseed_frames as f64 * frame_seconds, p.reseed_db);
+            }
+        }
+        s
+    }
 }
 
 impl Default for FrontEndConfig {
@@ -402,5 +417,18 @@ impl FrontEnd {
             self.quiet_run = 0;
             self.quiet_sum.fill(0.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_names_the_options_that_change_pcen() {
+        assert_eq!(Compression::Log.describe(0.01), "log");
+        assert_eq!(Compression::Pcen(PcenConfig::default()).describe(0.01), "PCEN");
+        let p = PcenConfig { reseed_frames: 40, ..Default::default() };
+        assert_eq!(Compression::Pcen(p).describe(0.01), "PCEN, re-seeded after 0.40 s of quiet, 10 dB down");
     }
 }

@@ -100,7 +100,7 @@ pub fn print_card(path: &Path, m: &Model) {
     let a = &c.architecture;
     println!("model      {} ({})", c.name, path.display());
     println!("labels     {}", c.labels.join(" "));
-    let compression = c.frontend.compression.name();
+    let compression = c.frontend.compression.describe(c.frontend.frame_seconds());
     println!(
         "front end  {} Hz, {} mel bands ({compression}), {} ms window, {} ms hop",
         c.frontend.sample_rate,
