@@ -55,9 +55,9 @@ pub struct PcenConfig {
     /// holds a loud word for seconds and divides the next keyword by it (back to back r27
     /// catches 27% against 73% from a fresh state). Unlike a fast release it leaves the frames
     /// inside a word alone: a dip shorter than the pause changes nothing. 0: off. (Run r34,
-    /// 40 frames trained in, brought back to back level with fresh but fired three times as
-    /// often on running speech, where every breath restarts the smoother; the shipped model
-    /// has 0.)
+    /// 40 frames trained in, brought back to back within 9 points of fresh, its dense twin
+    /// level with it, but fired three times as often on running speech, where every breath
+    /// restarts the smoother; the shipped model has 0.)
     #[serde(default)]
     pub reseed_frames: usize,
     /// How far a frame's total energy must sit below the smoothed total to count as quiet.
