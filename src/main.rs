@@ -124,7 +124,7 @@ fn run(cli: Cli) -> Result<()> {
                 split.dev_percent = p;
             }
             let corpus = spikeword::corpus::load(&data, split)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back_reset, back_to_back: true };
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back: Some(back_to_back_reset) };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");

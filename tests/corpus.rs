@@ -105,7 +105,7 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
     }
     // Without the back-to-back streams (checkpoint scores, calibration) the fresh figures are
     // the same and no back-to-back figure is made up.
-    let fresh_only = benchmark(&model, &c, &BenchmarkOptions { back_to_back: false, ..opt.clone() }).unwrap();
+    let fresh_only = benchmark(&model, &c, &BenchmarkOptions { back_to_back: None, ..opt.clone() }).unwrap();
     for (m, f) in r.results.iter().zip(&fresh_only.results) {
         assert_eq!(f.back_to_back.clips, 0);
         assert!(f.back_to_back_noisy.is_empty());
@@ -123,7 +123,7 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
     let (mut caught_somewhere, mut caught_in_noise_somewhere) = (0, 0);
     for threshold in [0.5, 0.9, 0.99, 0.999] {
         let run = |reset| {
-            let opt = BenchmarkOptions { snr_db: vec![10.0], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back_reset: reset, ..Default::default() };
+            let opt = BenchmarkOptions { snr_db: vec![10.0], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back: Some(reset), ..Default::default() };
             benchmark(&model, &c, &opt).unwrap().results.remove(0)
         };
         // Resetting the whole pipeline before each clip makes each back-to-back trial the

@@ -46,12 +46,10 @@ pub struct BenchmarkOptions {
     pub seed: u64,
     /// Gain applied to every recording (dB; clipped at full scale): level robustness.
     pub gain_db: f32,
-    /// What the back-to-back stream resets before each clip (nothing, as in use): tells
-    /// whose state costs recall there, the front end's or the network's.
-    pub back_to_back_reset: BackToBackReset,
-    /// Stream the clips back to back at all (off where only the fresh figures are read:
-    /// checkpoint scores, calibration).
-    pub back_to_back: bool,
+    /// Stream the clips back to back too, resetting before each clip what this says (nothing,
+    /// as in use; other resets tell whose state costs recall there, the front end's or the
+    /// network's). None where only the fresh figures are read: checkpoint scores, calibration.
+    pub back_to_back: Option<BackToBackReset>,
 }
 
 /// Part of the pipeline the back-to-back stream resets before each clip.
@@ -83,7 +81,7 @@ impl BackToBackReset {
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back_reset: BackToBackReset::None, back_to_back: true }
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back: Some(BackToBackReset::None) }
     }
 }
 
@@ -161,7 +159,7 @@ pub struct BenchmarkReport {
 pub struct Traces {
     pub clean: Vec<PositiveTrace>,
     /// The clean clips in one stream, shuffled, reset between clips only as
-    /// `back_to_back_reset` says; `said` holds each clip's frames (clip start to the end of
+    /// `BenchmarkOptions::back_to_back` says; `said` holds each clip's frames (clip start to the end of
     /// the silence after it). None without positives.
     pub back_to_back: Option<NegativeTrace>,
     /// The same stream in each trial's noise, in the order of `snr_db` (empty without
@@ -283,7 +281,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             }
             pb.inc(1);
             // Kept only for the back-to-back streams (about 117 MB over the test part).
-            let padded = if opt.back_to_back { x } else { Vec::new() };
+            let padded = if opt.back_to_back.is_some() { x } else { Vec::new() };
             Ok(ClipTrials { padded, speech_rms, clean, noisy })
         })
         .collect();
@@ -307,6 +305,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
     // trial, which leaves the carried-over state as the only difference between the two.
     let mut order: Vec<usize> = (0..positives.len()).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opt.seed));
+    let reset = opt.back_to_back.unwrap_or_default();
     let stream = |snr: Option<f32>| {
         let mut p = new_pipeline();
         let (mut trace, mut said, mut file_starts, mut samples) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
@@ -321,7 +320,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
                 }
                 None => x,
             };
-            match opt.back_to_back_reset {
+            match reset {
                 BackToBackReset::None => {}
                 BackToBackReset::FrontEnd => p.frontend.reset(),
                 BackToBackReset::Network => p.network.reset(),
@@ -336,7 +335,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         let excused = vec![None; trace.len()];
         NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts }
     };
-    let (back_to_back, back_to_back_noisy) = if positives.is_empty() || !opt.back_to_back {
+    let (back_to_back, back_to_back_noisy) = if positives.is_empty() || opt.back_to_back.is_none() {
         (None, Vec::new())
     } else {
         let conditions: Vec<Option<f32>> = std::iter::once(None).chain(opt.snr_db.iter().map(|&s| Some(s))).collect();
@@ -464,7 +463,7 @@ pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Resu
         thresholds,
         snr_db: opt.snr_db.clone(),
         positive_source: "speech_commands_v2 keyword clips".into(),
-        back_to_back_reset: opt.back_to_back_reset,
+        back_to_back_reset: opt.back_to_back.unwrap_or_default(),
         results,
     })
 }

@@ -283,7 +283,7 @@ impl DevMetrics {
 /// The streaming metric checkpoints are chosen by: keyword clips of the dev part, negatives
 /// of the dev and calibration parts.
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
-    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, back_to_back: false, ..Default::default() };
+    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, back_to_back: None, ..Default::default() };
     let mut traces = collect_traces(model, corpus, mode, &opt)?;
     add_calibration_negatives(model, corpus, mode, &opt, &mut traces)?;
     let r = score(model, traces, mode, &opt);
