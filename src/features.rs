@@ -264,6 +264,10 @@ pub struct FrontEnd {
     /// Quiet frames in a row (see [`PcenConfig::reseed_frames`]) and their energies summed.
     quiet_run: usize,
     quiet_sum: Vec<f32>,
+    /// `reseed_db` as a power ratio, computed once rather than per frame.
+    reseed_ratio: f32,
+    /// PCEN's offset term delta^r, likewise.
+    pcen_offset: f32,
 }
 
 impl FrontEnd {
@@ -299,6 +303,14 @@ impl FrontEnd {
             smoothed: Vec::with_capacity(cfg.n_mels),
             quiet_run: 0,
             quiet_sum: vec![0.0; cfg.n_mels],
+            reseed_ratio: match cfg.compression {
+                Compression::Pcen(p) => 10f32.powf(p.reseed_db / 10.0),
+                Compression::Log => 1.0,
+            },
+            pcen_offset: match cfg.compression {
+                Compression::Pcen(p) => p.delta.powf(p.r),
+                Compression::Log => 0.0,
+            },
             window,
             spectrum,
             scratch,
@@ -392,7 +404,7 @@ impl FrontEnd {
                 if p.reseed_frames > 0 {
                     self.reseed_after_pause(&p);
                 }
-                let dr = p.delta.powf(p.r);
+                let dr = self.pcen_offset;
                 let release = if p.release > 0.0 { p.release } else { p.smoothing };
                 for (e, m) in self.frame.iter_mut().zip(self.smoothed.iter_mut()) {
                     let s = if *e < *m { release } else { p.smoothing };
@@ -408,7 +420,7 @@ impl FrontEnd {
     fn reseed_after_pause(&mut self, p: &PcenConfig) {
         let energy: f32 = self.frame.iter().sum();
         let smoothed: f32 = self.smoothed.iter().sum();
-        if energy * 10f32.powf(p.reseed_db / 10.0) < smoothed {
+        if energy * self.reseed_ratio < smoothed {
             self.quiet_run += 1;
             self.quiet_sum.iter_mut().zip(&self.frame).for_each(|(s, e)| *s += e);
             if self.quiet_run >= p.reseed_frames {

@@ -159,8 +159,8 @@ pub struct BenchmarkReport {
 pub struct Traces {
     pub clean: Vec<PositiveTrace>,
     /// The clean clips in one stream, shuffled, reset between clips only as
-    /// `BenchmarkOptions::back_to_back` says; `said` holds each clip's frames (clip start to the end of
-    /// the silence after it). None without positives.
+    /// `BenchmarkOptions::back_to_back` says; `said` holds each clip's frames (clip start to
+    /// the end of the silence after it). None without positives or without that option.
     pub back_to_back: Option<NegativeTrace>,
     /// The same stream in each trial's noise, in the order of `snr_db` (empty without
     /// positives).
