@@ -290,6 +290,11 @@ impl FrontEnd {
                 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / cfg.win_length as f32).cos()
             })
             .collect();
+        // PCEN's per-frame constants (unused by the log front end).
+        let (pcen_offset, reseed_ratio) = match cfg.compression {
+            Compression::Pcen(p) => (p.delta.powf(p.r), 10f32.powf(p.reseed_db / 10.0)),
+            Compression::Log => (0.0, 1.0),
+        };
         let spectrum = fft.make_output_vec();
         let scratch = fft.make_scratch_vec();
         Ok(Self {
@@ -303,14 +308,8 @@ impl FrontEnd {
             smoothed: Vec::with_capacity(cfg.n_mels),
             quiet_run: 0,
             quiet_sum: vec![0.0; cfg.n_mels],
-            reseed_ratio: match cfg.compression {
-                Compression::Pcen(p) => 10f32.powf(p.reseed_db / 10.0),
-                Compression::Log => 1.0,
-            },
-            pcen_offset: match cfg.compression {
-                Compression::Pcen(p) => p.delta.powf(p.r),
-                Compression::Log => 0.0,
-            },
+            reseed_ratio,
+            pcen_offset,
             window,
             spectrum,
             scratch,

@@ -305,8 +305,7 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
     // trial, which leaves the carried-over state as the only difference between the two.
     let mut order: Vec<usize> = (0..positives.len()).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opt.seed));
-    let reset = opt.back_to_back.unwrap_or_default();
-    let stream = |snr: Option<f32>| {
+    let stream = |reset: BackToBackReset, snr: Option<f32>| {
         let mut p = new_pipeline();
         let (mut trace, mut said, mut file_starts, mut samples) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
         for &i in &order {
@@ -335,13 +334,14 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         let excused = vec![None; trace.len()];
         NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts }
     };
-    let (back_to_back, back_to_back_noisy) = if positives.is_empty() || opt.back_to_back.is_none() {
-        (None, Vec::new())
-    } else {
-        let conditions: Vec<Option<f32>> = std::iter::once(None).chain(opt.snr_db.iter().map(|&s| Some(s))).collect();
-        let mut streams: Vec<NegativeTrace> = conditions.into_par_iter().map(stream).collect();
-        let clean = streams.remove(0);
-        (Some(clean), streams)
+    let (back_to_back, back_to_back_noisy) = match opt.back_to_back {
+        Some(reset) if !positives.is_empty() => {
+            let conditions: Vec<Option<f32>> = std::iter::once(None).chain(opt.snr_db.iter().map(|&s| Some(s))).collect();
+            let mut streams: Vec<NegativeTrace> = conditions.into_par_iter().map(|snr| stream(reset, snr)).collect();
+            let clean = streams.remove(0);
+            (Some(clean), streams)
+        }
+        _ => (None, Vec::new()),
     };
     let sources = negative_streams(corpus, opt.part, limit);
     let total: usize = sources.iter().map(|s| s.files.len()).sum();
