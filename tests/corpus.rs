@@ -106,6 +106,10 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
     // Without the back-to-back streams (checkpoint scores, calibration) the fresh figures are
     // the same and no back-to-back figure is made up.
     let fresh_only = benchmark(&model, &c, &BenchmarkOptions { back_to_back: None, ..opt.clone() }).unwrap();
+    // ...nor a reset named for a stream that did not run (the report's JSON says null).
+    assert_eq!(fresh_only.back_to_back_reset, None);
+    assert_eq!(r.back_to_back_reset, opt.back_to_back);
+    assert!(serde_json::to_value(&fresh_only).unwrap()["back_to_back_reset"].is_null());
     for (m, f) in r.results.iter().zip(&fresh_only.results) {
         assert_eq!(f.back_to_back.clips, 0);
         assert!(f.back_to_back_noisy.is_empty());

@@ -164,8 +164,8 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             m.clean.per_keyword.iter().map(|(k, (n, c))| format!("{k} {:.0}%", 100.0 * *c as f64 / (*n).max(1) as f64)).collect::<Vec<_>>().join(", ")
         );
         print_misses(&m.clips);
-        if m.back_to_back.clips > 0 {
-            let reset = r.back_to_back_reset.describe();
+        if let (true, Some(reset)) = (m.back_to_back.clips > 0, r.back_to_back_reset) {
+            let reset = reset.describe();
             println!(
                 "  the same clips back to back in one stream, {reset}: recall {:.1}% ({} of {})",
                 100.0 * m.back_to_back.recall,
@@ -175,8 +175,8 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
         }
         for (k, (snr, rec)) in m.noisy.iter().enumerate() {
             println!("in noise at {snr} dB SNR: recall {:.1}% ({} of {})", 100.0 * rec.recall, rec.caught, rec.clips);
-            if let Some((_, b)) = m.back_to_back_noisy.get(k) {
-                let reset = r.back_to_back_reset.describe();
+            if let (Some((_, b)), Some(reset)) = (m.back_to_back_noisy.get(k), r.back_to_back_reset) {
+                let reset = reset.describe();
                 println!("  the same noisy clips back to back in one stream, {reset}: recall {:.1}% ({} of {})", 100.0 * b.recall, b.caught, b.clips);
             }
         }

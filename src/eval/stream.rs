@@ -151,7 +151,8 @@ pub struct BenchmarkReport {
     pub thresholds: BTreeMap<String, f32>,
     pub snr_db: Vec<f32>,
     pub positive_source: String,
-    pub back_to_back_reset: BackToBackReset,
+    /// What the back-to-back stream reset before each clip; `None` when it did not run.
+    pub back_to_back_reset: Option<BackToBackReset>,
     pub results: Vec<ModeResult>,
 }
 
@@ -463,7 +464,7 @@ pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Resu
         thresholds,
         snr_db: opt.snr_db.clone(),
         positive_source: "speech_commands_v2 keyword clips".into(),
-        back_to_back_reset: opt.back_to_back.unwrap_or_default(),
+        back_to_back_reset: opt.back_to_back,
         results,
     })
 }
