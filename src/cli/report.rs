@@ -164,7 +164,7 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             m.clean.per_keyword.iter().map(|(k, (n, c))| format!("{k} {:.0}%", 100.0 * *c as f64 / (*n).max(1) as f64)).collect::<Vec<_>>().join(", ")
         );
         print_misses(&m.clips);
-        if let (true, Some(reset)) = (m.back_to_back.clips > 0, r.back_to_back_reset) {
+        if let Some(reset) = r.back_to_back_reset.filter(|_| m.back_to_back.clips > 0) {
             let reset = reset.describe();
             println!(
                 "  the same clips back to back in one stream, {reset}: recall {:.1}% ({} of {})",

@@ -53,11 +53,10 @@ pub struct BenchmarkOptions {
 }
 
 /// Part of the pipeline the back-to-back stream resets before each clip.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackToBackReset {
     /// Nothing: one running stream, as in use.
-    #[default]
     None,
     /// The front end only (PCEN's smoothed energy, the window); the network keeps running.
     FrontEnd,
