@@ -15,11 +15,18 @@ pub struct DetectionConfig {
     pub smoothing_frames: usize,
     /// After a detection, no keyword fires for this long (seconds).
     pub refractory_s: f32,
+    /// When a detection's refractory time ends, restart the front end's smoothed energy
+    /// (PCEN) there, so that the next keyword meets it as a fresh stream's first word does
+    /// instead of still divided by the energy of the word just detected. It acts only after
+    /// detections, so the running speech that the smoothed energy keeps quiet is untouched
+    /// (a false alarm aside). Off in model files made before it.
+    #[serde(default)]
+    pub reseed_after_detection: bool,
 }
 
 impl Default for DetectionConfig {
     fn default() -> Self {
-        Self { default_threshold: 0.8, thresholds: BTreeMap::new(), smoothing_frames: 8, refractory_s: 1.0 }
+        Self { default_threshold: 0.8, thresholds: BTreeMap::new(), smoothing_frames: 8, refractory_s: 1.0, reseed_after_detection: false }
     }
 }
 
@@ -77,6 +84,8 @@ pub struct Detector {
     probs: Vec<f32>,
     frames: u64,
     quiet_until: u64,
+    /// The frame count at which the last detection's refractory time has run out (0: none).
+    refractory_end: u64,
 }
 
 impl Detector {
@@ -97,6 +106,7 @@ impl Detector {
             filled: 0,
             frames: 0,
             quiet_until: 0,
+            refractory_end: 0,
         }
     }
 
@@ -126,12 +136,24 @@ impl Detector {
         &self.thresholds
     }
 
+    /// Turns [`DetectionConfig::reseed_after_detection`] on or off for this detector.
+    pub fn set_reseed_after_detection(&mut self, on: bool) {
+        self.cfg.reseed_after_detection = on;
+    }
+
+    /// True after the last quiet frame of a detection's refractory time: the next frame is
+    /// the first that may fire again (with no refractory time, the frame after the detection).
+    pub fn refractory_ends_next(&self) -> bool {
+        self.refractory_end != 0 && self.frames + 1 == self.refractory_end
+    }
+
     pub fn reset(&mut self) {
         self.history.fill(0.0);
         self.pos = 0;
         self.filled = 0;
         self.frames = 0;
         self.quiet_until = 0;
+        self.refractory_end = 0;
     }
 
     /// Smoothed class probabilities after the latest frame.
@@ -161,6 +183,7 @@ impl Detector {
             return None;
         }
         self.quiet_until = self.frames + (self.cfg.refractory_s as f64 / self.frame_seconds).round() as u64;
+        self.refractory_end = self.quiet_until.max(self.frames + 1);
         Some(Detection {
             time: self.frames as f64 * self.frame_seconds,
             keyword: self.labels[best].clone(),

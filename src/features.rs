@@ -336,6 +336,13 @@ impl FrontEnd {
         self.ring.fill(0.0);
         self.ring_pos = 0;
         self.since_frame = 0;
+        self.restart_smoothing();
+    }
+
+    /// Forgets only PCEN's smoothed energy: the next frame's energy seeds it, as at a
+    /// stream's start, while the window keeps its samples (no transient from a zeroed
+    /// window). Log-mel keeps no such state. Allocates nothing (capacity stays reserved).
+    pub fn restart_smoothing(&mut self) {
         self.smoothed.clear();
         self.quiet_run = 0;
         self.quiet_sum.fill(0.0);

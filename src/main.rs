@@ -108,7 +108,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, dev_percent, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, reseed_after_detection, dev_percent, plot, json } => {
             if part == spikeword::corpus::Part::Calib {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
             }
@@ -124,7 +124,7 @@ fn run(cli: Cli) -> Result<()> {
                 split.dev_percent = p;
             }
             let corpus = spikeword::corpus::load(&data, split)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back: Some(back_to_back_reset) };
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back: Some(back_to_back_reset), reseed_after_detection };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");
@@ -138,7 +138,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Calibrate { data, parts, per_keyword_per_hour, method, model, out } => {
+        Command::Calibrate { data, parts, per_keyword_per_hour, method, model, out, reseed_after_detection } => {
             if parts.contains(&spikeword::corpus::Part::Test) {
                 bail!("thresholds are never chosen on the test part");
             }
@@ -158,6 +158,9 @@ fn run(cli: Cli) -> Result<()> {
                 c.negative_hours, parts, c.false_alarms_per_hour, 100.0 * c.dev_recall
             );
             spikeword::eval::calibrate::apply(&mut model, &c, per_keyword_per_hour);
+            if let Some(on) = reseed_after_detection {
+                model.card.detection.reseed_after_detection = on;
+            }
             model.save(&out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {}", out.display());
             Ok(())

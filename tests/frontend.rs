@@ -182,3 +182,30 @@ fn vocal_tract_warp_is_the_identity_at_one_and_keeps_the_band_edge() {
 fn common_asset(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
 }
+
+#[test]
+fn restarting_the_smoother_forgets_a_loud_word() {
+    // What the pipeline does when a detection's refractory time ends: the keyword that
+    // follows a loud word reaches the network as it does after silence, where without the
+    // restart the loud word still divides it.
+    let kw = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();
+    let mut prefix: Vec<f32> = kw.iter().map(|v| (v * 8.0).clamp(-1.0, 1.0)).collect();
+    prefix.resize(prefix.len() + 16_000, 0.0);
+    let cfg = FrontEndConfig { log_floor: 1e-12, compression: Compression::Pcen(PcenConfig::default()), ..Default::default() };
+    let mean = |f: &[f32]| f.iter().sum::<f32>() / f.len() as f32;
+    let after = |restart: bool| {
+        let mut fe = FrontEnd::new(cfg.clone()).unwrap();
+        fe.push(&prefix, |_| {});
+        if restart {
+            fe.restart_smoothing();
+        }
+        fe.push(&vec![0.0; 8_000], |_| {});
+        mean(&fe.frames_of(&kw))
+    };
+    let mut fresh = FrontEnd::new(cfg.clone()).unwrap();
+    fresh.push(&vec![0.0; 8_000], |_| {});
+    let cold = mean(&fresh.frames_of(&kw));
+    let (kept, restarted) = (after(false), after(true));
+    assert!(kept < 0.7 * cold, "kept: after a loud word {kept}, after silence {cold}");
+    assert!(restarted > 0.9 * cold && restarted < 1.1 * cold, "restarted: after a loud word {restarted}, after silence {cold}");
+}

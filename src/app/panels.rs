@@ -319,7 +319,8 @@ pub fn model_card(ui: &mut egui::Ui, state: &Dashboard) {
     row(ui, "dt", format!("{}", a.dt));
     row(ui, "parameters", format!("{}", a.parameter_count()));
     let d = &c.detection;
-    row(ui, "detection", format!("threshold {}, smoothing {} frames, refractory {} s", d.default_threshold, d.smoothing_frames, d.refractory_s));
+    let reseed = if d.reseed_after_detection { ", then front end restarted" } else { "" };
+    row(ui, "detection", format!("threshold {}, smoothing {} frames, refractory {} s{reseed}", d.default_threshold, d.smoothing_frames, d.refractory_s));
     if !c.metrics.is_null() {
         egui::CollapsingHeader::new("metrics").default_open(false).show(ui, |ui| {
             ui.label(RichText::new(serde_json::to_string_pretty(&c.metrics).unwrap_or_default()).monospace().small());

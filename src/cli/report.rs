@@ -127,8 +127,9 @@ pub fn print_card(path: &Path, m: &Model) {
     } else {
         format!(" (overrides: {:?})", c.detection.thresholds)
     };
+    let reseed = if c.detection.reseed_after_detection { ", front end's smoothed energy restarted after it" } else { "" };
     println!(
-        "detection  threshold {}{overrides}, smoothing {} frames, refractory {} s",
+        "detection  threshold {}{overrides}, smoothing {} frames, refractory {} s{reseed}",
         c.detection.default_threshold, c.detection.smoothing_frames, c.detection.refractory_s
     );
     if !c.metrics.is_null() {
@@ -142,6 +143,9 @@ pub fn print_card(path: &Path, m: &Model) {
 
 pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    if r.reseed_after_detection {
+        println!("(the front end's smoothed energy restarts when a detection's refractory time ends: figures at other thresholds are read off streams run at these)");
+    }
     if r.part == spikeword::corpus::Part::Dev {
         println!(
             "(dev: {}% of the non-test ids, the split the model was trained on; its keyword clips, and the negatives of the dev and calibration parts, none of them trained on)",

@@ -50,6 +50,11 @@ pub struct BenchmarkOptions {
     /// as in use; other resets tell whose state costs recall there, the front end's or the
     /// network's). None where only the fresh figures are read: checkpoint scores, calibration.
     pub back_to_back: Option<BackToBackReset>,
+    /// Restart the front end's smoothed energy when a detection's refractory time ends
+    /// ([`crate::detect::DetectionConfig::reseed_after_detection`]) instead of as the model
+    /// file says. Detections then shape the traces, so they are exact at the threshold the
+    /// streams ran at, and the DET's other thresholds are read off those same traces.
+    pub reseed_after_detection: Option<bool>,
 }
 
 /// Part of the pipeline the back-to-back stream resets before each clip.
@@ -80,7 +85,7 @@ impl BackToBackReset {
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back: Some(BackToBackReset::None) }
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back: Some(BackToBackReset::None), reseed_after_detection: None }
     }
 }
 
@@ -152,6 +157,9 @@ pub struct BenchmarkReport {
     pub positive_source: String,
     /// What the back-to-back stream reset before each clip; `None` when it did not run.
     pub back_to_back_reset: Option<BackToBackReset>,
+    /// Whether the front end's smoothed energy restarted after each detection's refractory
+    /// time in these streams.
+    pub reseed_after_detection: bool,
     pub results: Vec<ModeResult>,
 }
 
@@ -258,6 +266,9 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         p.network.set_mode(mode);
         if let Some(t) = opt.threshold {
             p.detector.set_threshold(t);
+        }
+        if let Some(on) = opt.reseed_after_detection {
+            p.detector.set_reseed_after_detection(on);
         }
         p
     };
@@ -464,6 +475,7 @@ pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Resu
         snr_db: opt.snr_db.clone(),
         positive_source: "speech_commands_v2 keyword clips".into(),
         back_to_back_reset: opt.back_to_back,
+        reseed_after_detection: opt.reseed_after_detection.unwrap_or(model.card.detection.reseed_after_detection),
         results,
     })
 }
