@@ -15,18 +15,19 @@ pub struct DetectionConfig {
     pub smoothing_frames: usize,
     /// After a detection, no keyword fires for this long (seconds).
     pub refractory_s: f32,
-    /// When a detection's refractory time ends, restart the front end's smoothed energy
-    /// (PCEN) there, so that the next keyword meets it as a fresh stream's first word does
-    /// instead of still divided by the energy of the word just detected. It acts only after
-    /// detections, so the running speech that the smoothed energy keeps quiet is untouched
-    /// (a false alarm aside). Off in model files made before it.
+    /// Once any keyword's smoothed probability reaches this level, detected or not, the front
+    /// end's smoothed energy (PCEN) restarts one refractory time later, so that the next
+    /// keyword meets it as a fresh stream's first word does instead of still divided by the
+    /// energy of the word just heard. It acts only after keyword-like words, so the running
+    /// speech that the smoothed energy keeps quiet is mostly untouched. It does not depend on
+    /// the thresholds, so one stream serves every threshold. 0: never (files made before it).
     #[serde(default)]
-    pub reseed_after_detection: bool,
+    pub reseed_level: f32,
 }
 
 impl Default for DetectionConfig {
     fn default() -> Self {
-        Self { default_threshold: 0.8, thresholds: BTreeMap::new(), smoothing_frames: 8, refractory_s: 1.0, reseed_after_detection: false }
+        Self { default_threshold: 0.8, thresholds: BTreeMap::new(), smoothing_frames: 8, refractory_s: 1.0, reseed_level: 0.0 }
     }
 }
 
@@ -49,6 +50,9 @@ impl DetectionConfig {
         }
         if !(self.refractory_s >= 0.0 && self.refractory_s <= 60.0) {
             return Err(format!("refractory_s {} must be in 0..=60", self.refractory_s));
+        }
+        if !(self.reseed_level >= 0.0 && self.reseed_level <= 1.0) {
+            return Err(format!("reseed_level {} must be in 0..=1 (0: never)", self.reseed_level));
         }
         Ok(())
     }
@@ -84,7 +88,8 @@ pub struct Detector {
     probs: Vec<f32>,
     frames: u64,
     quiet_until: u64,
-    /// The frame count at which the last detection's refractory time has run out (0: none).
+    /// The frame count at which the refractory time after the last keyword that reached
+    /// `reseed_level` runs out (0: none yet).
     refractory_end: u64,
 }
 
@@ -136,13 +141,14 @@ impl Detector {
         &self.thresholds
     }
 
-    /// Turns [`DetectionConfig::reseed_after_detection`] on or off for this detector.
-    pub fn set_reseed_after_detection(&mut self, on: bool) {
-        self.cfg.reseed_after_detection = on;
+    /// Replaces [`DetectionConfig::reseed_level`] for this detector (0: never restart).
+    pub fn set_reseed_level(&mut self, level: f32) {
+        self.cfg.reseed_level = level;
     }
 
-    /// True after the last quiet frame of a detection's refractory time: the next frame is
-    /// the first that may fire again (with no refractory time, the frame after the detection).
+    /// True on the last frame of the refractory time after a keyword reached
+    /// [`DetectionConfig::reseed_level`]: the front end should restart before the next frame
+    /// (with no refractory time, on the frame the keyword reached it).
     pub fn refractory_ends_next(&self) -> bool {
         self.refractory_end != 0 && self.frames + 1 == self.refractory_end
     }
@@ -170,20 +176,24 @@ impl Detector {
         self.filled = (self.filled + 1).min(s);
         self.frames += 1;
         smoothed_probabilities(&self.history, c, self.filled, &mut self.probs);
-        if self.frames < self.quiet_until {
-            return None;
-        }
         let (best, score) = self
             .probs
             .iter()
             .enumerate()
             .filter(|(i, _)| is_keyword(&self.labels[*i]))
             .fold((usize::MAX, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
+        let refractory = (self.cfg.refractory_s as f64 / self.frame_seconds).round() as u64;
+        let level = self.cfg.reseed_level;
+        if level > 0.0 && self.frames >= self.refractory_end && best != usize::MAX && score >= level {
+            self.refractory_end = self.frames + refractory.max(1);
+        }
+        if self.frames < self.quiet_until {
+            return None;
+        }
         if best == usize::MAX || score < self.thresholds[best] {
             return None;
         }
-        self.quiet_until = self.frames + (self.cfg.refractory_s as f64 / self.frame_seconds).round() as u64;
-        self.refractory_end = self.quiet_until.max(self.frames + 1);
+        self.quiet_until = self.frames + refractory;
         Some(Detection {
             time: self.frames as f64 * self.frame_seconds,
             keyword: self.labels[best].clone(),

@@ -108,9 +108,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, reseed_after_detection, dev_percent, plot, json } => {
+        Command::EvalStream { data, part, snr, model, threshold, no_twin, limit, gain_db, back_to_back_reset, reseed_level, dev_percent, plot, json } => {
             if part == spikeword::corpus::Part::Calib {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
+            }
+            if let Some(level) = reseed_level.filter(|l| !(0.0..=1.0).contains(l)) {
+                bail!("--reseed-level {level} must be in 0..=1 (0: never restart)");
             }
             let model = load_model(model.as_deref())?;
             let mut split = spikeword::corpus::Split::of(&model.card.provenance);
@@ -124,7 +127,7 @@ fn run(cli: Cli) -> Result<()> {
                 split.dev_percent = p;
             }
             let corpus = spikeword::corpus::load(&data, split)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back: Some(back_to_back_reset), reseed_after_detection };
+            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back: Some(back_to_back_reset), reseed_level };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");
@@ -138,11 +141,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Calibrate { data, parts, per_keyword_per_hour, method, model, out, reseed_after_detection } => {
+        Command::Calibrate { data, parts, per_keyword_per_hour, method, model, out, reseed_level } => {
             if parts.contains(&spikeword::corpus::Part::Test) {
                 bail!("thresholds are never chosen on the test part");
             }
             let mut model = load_model(model.as_deref())?;
+            if let Some(level) = reseed_level {
+                model.card.detection.reseed_level = level;
+                model.card.detection.validate(&model.card.labels).map_err(|e| anyhow::anyhow!("--reseed-level: {e}"))?;
+            }
             let corpus = spikeword::corpus::load(&data, spikeword::corpus::Split::of(&model.card.provenance))?;
             let c = spikeword::eval::calibrate::calibrate(&model, &corpus, &parts, per_keyword_per_hour, method, None)?;
             let fit = |kc: &spikeword::eval::calibrate::KeywordCalibration| {
@@ -158,9 +165,6 @@ fn run(cli: Cli) -> Result<()> {
                 c.negative_hours, parts, c.false_alarms_per_hour, 100.0 * c.dev_recall
             );
             spikeword::eval::calibrate::apply(&mut model, &c, per_keyword_per_hour);
-            if let Some(on) = reseed_after_detection {
-                model.card.detection.reseed_after_detection = on;
-            }
             model.save(&out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {}", out.display());
             Ok(())

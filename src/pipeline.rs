@@ -94,7 +94,7 @@ impl Pipeline {
             self.network.step(&self.frame);
             let t2 = Instant::now();
             let detection = self.detector.push(self.network.logits());
-            if self.detector.config().reseed_after_detection && self.detector.refractory_ends_next() {
+            if self.detector.config().reseed_level > 0.0 && self.detector.refractory_ends_next() {
                 self.frontend.restart_smoothing();
             }
             let t3 = Instant::now();

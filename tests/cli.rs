@@ -191,4 +191,20 @@ fn eval_stream_takes_only_a_smaller_dev_than_the_model_s_own() {
     // It only chooses the dev part; test and train are the same for every split.
     let err = run(&["--part", "test", "--dev-percent", "10"]);
     assert!(err.contains("only applies with --part dev"), "{err}");
+    // A restart level is a probability; 0 means never.
+    let err = run(&["--reseed-level", "1.5"]);
+    assert!(err.contains("--reseed-level 1.5") && err.contains("0..=1"), "{err}");
+}
+
+#[test]
+fn calibrate_refuses_a_reseed_level_that_is_not_a_probability() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("m.safetensors");
+    small_model(4).save(&model_path).unwrap();
+    let out_path = dir.path().join("out.safetensors");
+    let out = spikeword().arg("calibrate").arg("--model").arg(&model_path).arg("--data").arg(dir.path()).arg("--out").arg(&out_path).arg("--reseed-level=-0.5").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--reseed-level") && err.contains("reseed_level -0.5"), "{err}");
+    assert!(!out_path.exists(), "a refused calibration wrote a model");
 }

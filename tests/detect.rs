@@ -54,61 +54,71 @@ fn per_keyword_thresholds_apply() {
 }
 
 #[test]
-fn the_refractory_end_is_flagged_once_on_its_last_quiet_frame() {
-    let cfg = DetectionConfig { default_threshold: 0.9, smoothing_frames: 1, refractory_s: 0.5, ..Default::default() };
-    let mut d = Detector::new(labels(), cfg, 0.01);
-    let mut fired_at = None;
+fn a_keyword_reaching_the_reseed_level_flags_the_end_of_its_refractory_time_once() {
+    // p(yes) = e^4 / (e^4 + 3) ~ 0.948 on frame 10 only: over the reseed level (0.9), under
+    // the threshold (0.99), so nothing is detected, yet the restart is due 50 frames later.
+    let cfg = DetectionConfig { default_threshold: 0.99, smoothing_frames: 1, refractory_s: 0.5, reseed_level: 0.9, ..Default::default() };
+    let mut d = Detector::new(labels(), cfg.clone(), 0.01);
     let mut flagged = Vec::new();
     for t in 0..200usize {
-        let z = if t == 10 { logits_for(0, 12.0) } else { logits_for(2, 12.0) };
-        if d.push(&z).is_some() {
-            fired_at = Some(t);
-        }
+        let z = if t == 10 { logits_for(0, 4.0) } else { logits_for(2, 12.0) };
+        assert!(d.push(&z).is_none());
         if d.refractory_ends_next() {
             flagged.push(t);
         }
     }
-    // Fired on frame 10; frames 11..=59 are quiet (50 frames from the detection), so frame
-    // 59 is the last one before a keyword may fire again.
-    assert_eq!(fired_at, Some(10));
+    // Frames 11..=59 are the 50 after it, so frame 59 is the last before the restart.
     assert_eq!(flagged, vec![59]);
-    // With no refractory time the flag comes on the detection's own frame.
-    let mut d = Detector::new(labels(), DetectionConfig { smoothing_frames: 1, refractory_s: 0.0, ..Default::default() }, 0.01);
-    assert!(d.push(&logits_for(0, 12.0)).is_some());
+    // Under the level (p ~ 0.87), or with the level at 0, nothing is flagged, detected or not.
+    for (level, strength, threshold) in [(0.9, 3.0, 0.99), (0.0, 12.0, 0.9)] {
+        let mut d = Detector::new(labels(), DetectionConfig { reseed_level: level, default_threshold: threshold, ..cfg.clone() }, 0.01);
+        for t in 0..200usize {
+            d.push(&if t == 10 { logits_for(0, strength) } else { logits_for(2, 12.0) });
+            assert!(!d.refractory_ends_next(), "level {level}, frame {t}");
+        }
+    }
+    // With no refractory time the flag comes on the frame the keyword reached the level.
+    let mut d = Detector::new(labels(), DetectionConfig { refractory_s: 0.0, ..cfg }, 0.01);
+    d.push(&logits_for(0, 4.0));
     assert!(d.refractory_ends_next());
     d.push(&logits_for(2, 12.0));
     assert!(!d.refractory_ends_next());
 }
 
 #[test]
-fn the_pipeline_restarts_its_front_end_where_a_detections_refractory_time_ends() {
-    // A threshold this low fires on the first frame, so the 0.3 s refractory time ends on
+fn a_reseed_level_outside_zero_to_one_is_rejected() {
+    for level in [-0.1, 1.5, f32::NAN] {
+        let cfg = DetectionConfig { reseed_level: level, ..Default::default() };
+        assert!(cfg.validate(&labels()).is_err(), "reseed_level {level} accepted");
+    }
+}
+
+#[test]
+fn the_pipeline_restarts_its_front_end_a_refractory_time_after_a_keyword_reaches_the_level() {
+    // A level this low is reached on the first frame, so the 0.3 s refractory time ends on
     // frame 29: with the restart on, the features are the same up to there and differ from
-    // frame 30, the first computed by the restarted smoother; with it off nothing changes.
+    // frame 30, the first computed by the restarted smoother. The threshold (1.0) lets
+    // nothing fire: the restart does not need a detection.
     let mut m = common::small_model(3);
     m.card.frontend.log_floor = 1e-12;
     m.card.frontend.compression = Compression::Pcen(Default::default());
-    m.card.detection = DetectionConfig { default_threshold: 1e-6, smoothing_frames: 1, refractory_s: 0.3, ..Default::default() };
+    m.card.detection = DetectionConfig { default_threshold: 1.0, smoothing_frames: 1, refractory_s: 0.3, ..Default::default() };
     let audio = spikeword::audio::load_resampled(&common::asset("yes_0cb74144.flac"), 16_000).unwrap();
-    let run = |reseed: bool| {
+    let run = |level: Option<f32>| {
         let mut p = Pipeline::new(&m);
-        p.detector.set_reseed_after_detection(reseed);
-        let (mut frames, mut fired) = (Vec::new(), Vec::new());
+        if let Some(l) = level {
+            p.detector.set_reseed_level(l);
+        }
+        let mut frames = Vec::new();
         p.push(&audio, |r| {
+            assert!(r.detection.is_none());
             frames.push(r.features.to_vec());
-            if r.detection.is_some() {
-                fired.push(r.index);
-            }
         });
-        (frames, fired)
+        frames
     };
-    let (plain, fired) = run(false);
-    let (restarted, _) = run(true);
-    assert_eq!(fired.first(), Some(&0));
+    let plain = run(None);
+    let restarted = run(Some(1e-6));
     assert_eq!(plain[..30], restarted[..30]);
     assert_ne!(plain[30], restarted[30]);
-    let mut again = Pipeline::new(&m);
-    let mut frames = Vec::new();
-    again.push(&audio, |r| frames.push(r.features.to_vec()));
-    assert_eq!(frames, plain, "the restart is off unless the model or the caller turns it on");
+    assert_eq!(run(Some(0.0)), plain, "level 0 restarts nothing");
 }

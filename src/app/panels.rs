@@ -319,7 +319,7 @@ pub fn model_card(ui: &mut egui::Ui, state: &Dashboard) {
     row(ui, "dt", format!("{}", a.dt));
     row(ui, "parameters", format!("{}", a.parameter_count()));
     let d = &c.detection;
-    let reseed = if d.reseed_after_detection { ", then front end restarted" } else { "" };
+    let reseed = if d.reseed_level > 0.0 { format!(", front end restarted after a keyword reaches {}", d.reseed_level) } else { String::new() };
     row(ui, "detection", format!("threshold {}, smoothing {} frames, refractory {} s{reseed}", d.default_threshold, d.smoothing_frames, d.refractory_s));
     if !c.metrics.is_null() {
         egui::CollapsingHeader::new("metrics").default_open(false).show(ui, |ui| {

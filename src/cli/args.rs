@@ -119,10 +119,10 @@ pub enum Command {
         /// network or all (each clip as a fresh trial). Tells whose state costs recall there.
         #[arg(long, value_enum, default_value_t = spikeword::eval::stream::BackToBackReset::None)]
         back_to_back_reset: spikeword::eval::stream::BackToBackReset,
-        /// Restart the front end's smoothed energy when a detection's refractory time ends
-        /// (true) or never (false), instead of as the model file says.
+        /// Restart the front end's smoothed energy a refractory time after a keyword's
+        /// probability reaches this level (0: never), instead of the model file's level.
         #[arg(long)]
-        reseed_after_detection: Option<bool>,
+        reseed_level: Option<f32>,
         /// With `--part dev`: a smaller dev part than the model's own (percent of the non-test
         /// ids), to compare models trained on different splits on the dev they share. A
         /// larger dev holds every smaller one, and so does its calibration part, so the
@@ -157,11 +157,11 @@ pub enum Command {
         /// The calibrated model file to write.
         #[arg(long)]
         out: PathBuf,
-        /// Also set whether that file restarts the front end's smoothed energy when a
-        /// detection's refractory time ends (default: keep the model's setting). Thresholds
-        /// are chosen on streams without it: it acts only after a detection, which is rare there.
+        /// Also set the level at which a keyword restarts the front end's smoothed energy a
+        /// refractory time later (0: never; default: keep the model's). Thresholds are
+        /// chosen on streams that restart at it.
         #[arg(long)]
-        reseed_after_detection: Option<bool>,
+        reseed_level: Option<f32>,
     },
     /// Make training data: `spikeword data synth` renders the keywords and many other words
     /// with every installed offline text-to-speech voice (install them with scripts/install-tts.sh).

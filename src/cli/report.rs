@@ -127,7 +127,10 @@ pub fn print_card(path: &Path, m: &Model) {
     } else {
         format!(" (overrides: {:?})", c.detection.thresholds)
     };
-    let reseed = if c.detection.reseed_after_detection { ", front end's smoothed energy restarted after it" } else { "" };
+    let reseed = match c.detection.reseed_level {
+        l if l > 0.0 => format!(", front end's smoothed energy restarted a refractory time after a keyword reaches {l}"),
+        _ => String::new(),
+    };
     println!(
         "detection  threshold {}{overrides}, smoothing {} frames, refractory {} s{reseed}",
         c.detection.default_threshold, c.detection.smoothing_frames, c.detection.refractory_s
@@ -143,8 +146,8 @@ pub fn print_card(path: &Path, m: &Model) {
 
 pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-    if r.reseed_after_detection {
-        println!("(the front end's smoothed energy restarts when a detection's refractory time ends: figures at other thresholds are read off streams run at these)");
+    if r.reseed_level > 0.0 {
+        println!("(the front end's smoothed energy restarts a refractory time after a keyword reaches {})", r.reseed_level);
     }
     if r.part == spikeword::corpus::Part::Dev {
         println!(

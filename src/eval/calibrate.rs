@@ -110,7 +110,7 @@ pub fn calibrate(model: &Model, corpus: &Corpus, parts: &[Part], per_keyword_per
     let mut negatives: Vec<NegativeTrace> = Vec::new();
     let mut dev_clean = Vec::new();
     for &part in parts {
-        let opt = BenchmarkOptions { part, snr_db: vec![], threshold: None, dense_twin: false, limit, seed: 7, back_to_back: None, reseed_after_detection: Some(false), ..Default::default() };
+        let opt = BenchmarkOptions { part, snr_db: vec![], threshold: None, dense_twin: false, limit, seed: 7, back_to_back: None, ..Default::default() };
         let t = collect_traces(model, corpus, Mode::Spiking, &opt)?;
         negatives.extend(t.negatives);
         if part == Part::Dev {

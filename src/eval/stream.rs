@@ -50,11 +50,10 @@ pub struct BenchmarkOptions {
     /// as in use; other resets tell whose state costs recall there, the front end's or the
     /// network's). None where only the fresh figures are read: checkpoint scores, calibration.
     pub back_to_back: Option<BackToBackReset>,
-    /// Restart the front end's smoothed energy when a detection's refractory time ends
-    /// ([`crate::detect::DetectionConfig::reseed_after_detection`]) instead of as the model
-    /// file says. Detections then shape the traces, so they are exact at the threshold the
-    /// streams ran at, and the DET's other thresholds are read off those same traces.
-    pub reseed_after_detection: Option<bool>,
+    /// The level at which a keyword restarts the front end's smoothed energy one refractory
+    /// time later ([`crate::detect::DetectionConfig::reseed_level`]; 0: never) instead of the
+    /// model file's.
+    pub reseed_level: Option<f32>,
 }
 
 /// Part of the pipeline the back-to-back stream resets before each clip.
@@ -85,7 +84,7 @@ impl BackToBackReset {
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back: Some(BackToBackReset::None), reseed_after_detection: None }
+        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back: Some(BackToBackReset::None), reseed_level: None }
     }
 }
 
@@ -157,9 +156,9 @@ pub struct BenchmarkReport {
     pub positive_source: String,
     /// What the back-to-back stream reset before each clip; `None` when it did not run.
     pub back_to_back_reset: Option<BackToBackReset>,
-    /// Whether the front end's smoothed energy restarted after each detection's refractory
-    /// time in these streams.
-    pub reseed_after_detection: bool,
+    /// The level at which a keyword restarted the front end's smoothed energy in these
+    /// streams (0: never).
+    pub reseed_level: f32,
     pub results: Vec<ModeResult>,
 }
 
@@ -267,8 +266,8 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
         if let Some(t) = opt.threshold {
             p.detector.set_threshold(t);
         }
-        if let Some(on) = opt.reseed_after_detection {
-            p.detector.set_reseed_after_detection(on);
+        if let Some(level) = opt.reseed_level {
+            p.detector.set_reseed_level(level);
         }
         p
     };
@@ -475,7 +474,7 @@ pub fn benchmark(model: &Model, corpus: &Corpus, opt: &BenchmarkOptions) -> Resu
         snr_db: opt.snr_db.clone(),
         positive_source: "speech_commands_v2 keyword clips".into(),
         back_to_back_reset: opt.back_to_back,
-        reseed_after_detection: opt.reseed_after_detection.unwrap_or(model.card.detection.reseed_after_detection),
+        reseed_level: opt.reseed_level.unwrap_or(model.card.detection.reseed_level),
         results,
     })
 }
