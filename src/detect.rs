@@ -82,6 +82,8 @@ pub struct Detector {
     thresholds: Vec<f32>,
     cfg: DetectionConfig,
     frame_seconds: f64,
+    /// `refractory_s` in frames, computed once rather than every frame.
+    refractory_frames: u64,
     history: Vec<f32>,
     pos: usize,
     filled: usize,
@@ -100,6 +102,7 @@ impl Detector {
             .map(|l| if is_keyword(l) { cfg.threshold_for(l) } else { f32::INFINITY })
             .collect();
         let c = labels.len();
+        let refractory_frames = (cfg.refractory_s as f64 / frame_seconds).round() as u64;
         Self {
             history: vec![0.0; c * cfg.smoothing_frames.max(1)],
             probs: vec![0.0; c],
@@ -107,6 +110,7 @@ impl Detector {
             labels,
             cfg,
             frame_seconds,
+            refractory_frames,
             pos: 0,
             filled: 0,
             frames: 0,
@@ -182,7 +186,7 @@ impl Detector {
             .enumerate()
             .filter(|(i, _)| is_keyword(&self.labels[*i]))
             .fold((usize::MAX, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
-        let refractory = (self.cfg.refractory_s as f64 / self.frame_seconds).round() as u64;
+        let refractory = self.refractory_frames;
         let level = self.cfg.reseed_level;
         if level > 0.0 && self.frames >= self.refractory_end && best != usize::MAX && score >= level {
             self.refractory_end = self.frames + refractory.max(1);
