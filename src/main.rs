@@ -41,18 +41,24 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--model/--input/--device before a subcommand are for the app; put them after the subcommand");
     }
     match command {
-        Command::Listen { input, mic, device, seconds, frames, model, threshold, dense } => {
+        Command::Listen { input, mic, device, seconds, frames, model, threshold, reseed_level, dense } => {
             if let Some(t) = threshold {
                 if !(t > 0.0 && t <= 1.0) {
                     bail!("--threshold must be in (0, 1], got {t}");
                 }
             }
+            if let Some(level) = reseed_level.filter(|l| !(0.0..=1.0).contains(l)) {
+                bail!("--reseed-level {level} must be in 0..=1 (0: never restart)");
+            }
             if mic {
-                return spikeword::app::listen_mic(model.as_deref(), device, seconds, threshold, dense, frames);
+                return spikeword::app::listen_mic(model.as_deref(), device, seconds, threshold, reseed_level, dense, frames);
             }
             let Some(input) = input else { bail!("give --input FILE or --mic") };
             let model = load_model(model.as_deref())?;
             let mut p = Pipeline::new(&model);
+            if let Some(level) = reseed_level {
+                p.detector.set_reseed_level(level);
+            }
             if let Some(t) = threshold {
                 p.detector.set_threshold(t);
             }

@@ -197,7 +197,7 @@ fn eval_stream_takes_only_a_smaller_dev_than_the_model_s_own() {
 }
 
 #[test]
-fn calibrate_refuses_a_reseed_level_that_is_not_a_probability() {
+fn calibrate_and_listen_refuse_a_reseed_level_that_is_not_a_probability() {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("m.safetensors");
     small_model(4).save(&model_path).unwrap();
@@ -207,4 +207,8 @@ fn calibrate_refuses_a_reseed_level_that_is_not_a_probability() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--reseed-level") && err.contains("reseed_level -0.5"), "{err}");
     assert!(!out_path.exists(), "a refused calibration wrote a model");
+    let out = spikeword().args(["listen", "--input"]).arg(asset("yes_0cb74144.flac")).arg("--model").arg(&model_path).args(["--reseed-level", "1.5"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--reseed-level 1.5") && err.contains("0..=1"), "{err}");
 }

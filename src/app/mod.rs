@@ -301,11 +301,15 @@ pub fn listen_mic(
     device: Option<String>,
     seconds: Option<f64>,
     threshold: Option<f32>,
+    reseed_level: Option<f32>,
     dense: bool,
     frames: bool,
 ) -> Result<()> {
     use std::io::Write;
-    let (path, m) = crate::model::load_resolved(model)?;
+    let (path, mut m) = crate::model::load_resolved(model)?;
+    if let Some(level) = reseed_level {
+        m.card.detection.reseed_level = level;
+    }
     let labels = m.card.labels.clone();
     let worker = worker::spawn(Some((m, path)), Source::Mic(device)).context("starting the audio worker")?;
     if let Some(t) = threshold {

@@ -57,6 +57,10 @@ pub enum Command {
         /// Probability a keyword must reach to fire, for every keyword (default: the model's).
         #[arg(short, long)]
         threshold: Option<f32>,
+        /// Restart the front end's smoothed energy a refractory time after a keyword's
+        /// probability reaches this level (0: never; default: the model's).
+        #[arg(long)]
+        reseed_level: Option<f32>,
         /// Run the non-spiking twin (ReLU rates instead of spikes) with the same weights.
         #[arg(long)]
         dense: bool,
