@@ -51,7 +51,7 @@ impl DetectionConfig {
         if !(self.refractory_s >= 0.0 && self.refractory_s <= 60.0) {
             return Err(format!("refractory_s {} must be in 0..=60", self.refractory_s));
         }
-        if !(self.reseed_level >= 0.0 && self.reseed_level <= 1.0) {
+        if !is_reseed_level(self.reseed_level) {
             return Err(format!("reseed_level {} must be in 0..=1 (0: never)", self.reseed_level));
         }
         Ok(())
@@ -60,6 +60,11 @@ impl DetectionConfig {
     pub fn threshold_for(&self, label: &str) -> f32 {
         self.thresholds.get(label).copied().unwrap_or(self.default_threshold)
     }
+}
+
+/// Whether `level` can be a [`DetectionConfig::reseed_level`]: a probability, 0 for never.
+pub fn is_reseed_level(level: f32) -> bool {
+    (0.0..=1.0).contains(&level)
 }
 
 /// Labels that start with '_' (`_unknown_`, `_silence_`) are not keywords and never fire.

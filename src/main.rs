@@ -33,6 +33,14 @@ fn restore_sigpipe() {
     }
 }
 
+/// `--reseed-level` as `listen` and `eval-stream` take it (`calibrate` validates the card it writes).
+fn check_reseed_level(level: Option<f32>) -> Result<()> {
+    if let Some(level) = level.filter(|&l| !spikeword::detect::is_reseed_level(l)) {
+        bail!("--reseed-level {level} must be in 0..=1 (0: never restart)");
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.command else {
         return spikeword::app::run_app(spikeword::app::AppOptions { model: cli.model, input: cli.input, device: cli.device });
@@ -47,9 +55,7 @@ fn run(cli: Cli) -> Result<()> {
                     bail!("--threshold must be in (0, 1], got {t}");
                 }
             }
-            if let Some(level) = reseed_level.filter(|l| !(0.0..=1.0).contains(l)) {
-                bail!("--reseed-level {level} must be in 0..=1 (0: never restart)");
-            }
+            check_reseed_level(reseed_level)?;
             if mic {
                 return spikeword::app::listen_mic(model.as_deref(), device, seconds, threshold, reseed_level, dense, frames);
             }
@@ -118,9 +124,7 @@ fn run(cli: Cli) -> Result<()> {
             if part == spikeword::corpus::Part::Calib {
                 bail!("the calib part holds negatives only (it sets thresholds); evaluate on dev or test");
             }
-            if let Some(level) = reseed_level.filter(|l| !(0.0..=1.0).contains(l)) {
-                bail!("--reseed-level {level} must be in 0..=1 (0: never restart)");
-            }
+            check_reseed_level(reseed_level)?;
             let model = load_model(model.as_deref())?;
             let mut split = spikeword::corpus::Split::of(&model.card.provenance);
             if let Some(p) = dev_percent {
