@@ -185,7 +185,7 @@ fn common_asset(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn restarting_the_smoother_forgets_a_loud_word() {
-    // What the pipeline does when a detection's refractory time ends: the keyword that
+    // What the pipeline does a refractory time after a keyword reaches the reseed level: the keyword that
     // follows a loud word reaches the network as it does after silence, where without the
     // restart the loud word still divides it.
     let kw = spikeword::audio::load_resampled(&common_asset("yes_0cb74144.flac"), 16_000).unwrap();
