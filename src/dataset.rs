@@ -46,6 +46,17 @@ pub fn split_id(path: &Path) -> String {
     speaker_of(path).unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string())
 }
 
+/// Words that, said alone, sound like a keyword: "know" is "no", "write" and "rite" are
+/// "right", "yesss" is a drawn-out "yes". Nothing in an isolated clip tells them apart, so as
+/// `_unknown_` training negatives they only teach the network to doubt the keyword itself
+/// (and mining then feeds them back again and again). Synthesis leaves them out and training
+/// skips them in synthetic folders made before that.
+pub const KEYWORD_HOMOPHONES: [&str; 5] = ["know", "write", "rite", "wright", "yesss"];
+
+pub fn is_keyword_homophone(word: &str) -> bool {
+    KEYWORD_HOMOPHONES.contains(&word)
+}
+
 pub fn label_index(name: &str) -> Option<usize> {
     LABELS.iter().position(|l| *l == name)
 }

@@ -332,3 +332,22 @@ fn eval_stream_takes_the_dev_part_from_the_model_s_own_split() {
         assert!(text.contains(&format!(" of {expected}), ")), "dev clips of the {}% split: {text}", split.dev_percent);
     }
 }
+
+#[test]
+fn synthetic_words_that_sound_like_a_keyword_are_not_negatives() {
+    let dir = tempfile::tempdir().unwrap();
+    data_folder(dir.path());
+    let c = corpus::load(dir.path(), Split::default()).unwrap();
+    let synth = dir.path().join("synth");
+    let unknown = synth.join("_unknown_");
+    std::fs::create_dir_all(&unknown).unwrap();
+    // "know" is "no" said alone; "note" is a near miss a spotter must learn to reject.
+    for (word, n) in [("know", 3), ("write", 2), ("note", 4)] {
+        for i in 0..n {
+            copy("go_0487ba9b.flac", &unknown.join(format!("{word}_voice{i}_nohash_0.flac")));
+        }
+    }
+    let (without, _) = spikeword::train::data::load_pool(&c, None, None).unwrap();
+    let (with, _) = spikeword::train::data::load_pool(&c, Some(&synth), None).unwrap();
+    assert_eq!(with.words.len(), without.words.len() + 4, "only the 4 \"note\" clips join the negatives");
+}

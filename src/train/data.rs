@@ -5,7 +5,7 @@ use super::compose::{Pool, Said, Utterance};
 use crate::audio::{audio_files_in, load_resampled};
 use crate::augment::RATE;
 use crate::corpus::{self, noise_span, Corpus, Part};
-use crate::dataset::{label_index, UNKNOWN};
+use crate::dataset::{is_keyword_homophone, label_index, UNKNOWN};
 use crate::progress::bar as progress_bar;
 use anyhow::{bail, Result};
 use rayon::prelude::*;
@@ -28,6 +28,11 @@ pub struct PoolSummary {
 
 /// An aligned keyword shorter or longer than this is probably misaligned.
 const PLAUSIBLE_WORD_S: (f32, f32) = (0.15, 1.0);
+
+/// The word of a synthetic clip, named `<word>_<voice>_nohash_<n>` by [`crate::synth`].
+fn synth_word(path: &Path) -> String {
+    path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split('_').next()).unwrap_or("").to_string()
+}
 
 enum Job {
     Keyword { path: PathBuf, label: usize, synthetic: bool },
@@ -77,7 +82,13 @@ pub fn load_pool(c: &Corpus, synth: Option<&Path>, limit: Option<usize>) -> Resu
             let files = audio_files_in(&d)?;
             match label_index(&name) {
                 Some(l) if l < UNKNOWN => files.into_iter().take(limit).for_each(|path| jobs.push(Job::Keyword { path, label: l, synthetic: true })),
-                Some(UNKNOWN) => files.into_iter().take(limit).for_each(|path| jobs.push(Job::Word(path))),
+                Some(UNKNOWN) => {
+                    let (skip, keep): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| is_keyword_homophone(&synth_word(p)));
+                    if !skip.is_empty() {
+                        eprintln!("skipping {} synthetic `_unknown_` clips of words that sound like a keyword ({})", skip.len(), crate::dataset::KEYWORD_HOMOPHONES.join(", "));
+                    }
+                    keep.into_iter().take(limit).for_each(|path| jobs.push(Job::Word(path)));
+                }
                 _ => continue,
             }
             n += 1;
