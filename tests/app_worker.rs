@@ -99,6 +99,31 @@ fn threshold_changes_reach_the_detector() {
 }
 
 #[test]
+fn the_restart_level_reaches_the_detector() {
+    let (w, _dir, _) = start(1, yes_file());
+    let mut dash = Dashboard::new();
+    let card_level = wait_event(&w, &mut dash, 10.0, |e| match e {
+        Event::Model { card, .. } => Some(card.detection.reseed_level),
+        _ => None,
+    });
+    assert_eq!(dash.reseed_level, card_level, "the slider starts at the model's level");
+    w.send(Command::SetReseedLevel(0.7));
+    let l = wait_event(&w, &mut dash, 10.0, |e| match e {
+        Event::ReseedLevel(l) => Some(*l),
+        _ => None,
+    });
+    assert_eq!(l, 0.7);
+    assert_eq!(dash.reseed_level, 0.7, "the dashboard shows what the detector holds");
+    // Outside 0..=1 is not a level: the detector holds the nearest one.
+    w.send(Command::SetReseedLevel(1.5));
+    let l = wait_event(&w, &mut dash, 10.0, |e| match e {
+        Event::ReseedLevel(l) => Some(*l),
+        _ => None,
+    });
+    assert_eq!(l, 1.0);
+}
+
+#[test]
 fn a_bad_model_is_reported_and_the_running_one_keeps_going() {
     let (w, dir, _) = start(2, yes_file());
     let mut dash = Dashboard::new();

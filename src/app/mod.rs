@@ -35,6 +35,7 @@ pub struct AppOptions {
 pub enum UiAction {
     SetThreshold(f32),
     SetThresholdFor(String, f32),
+    SetReseedLevel(f32),
     SetMode(Mode),
     UseSource(Source),
     Retry,
@@ -153,6 +154,7 @@ impl App {
             match a {
                 UiAction::SetThreshold(t) => self.worker.send(Command::SetThreshold(t)),
                 UiAction::SetThresholdFor(l, t) => self.worker.send(Command::SetThresholdFor(l, t)),
+                UiAction::SetReseedLevel(l) => self.worker.send(Command::SetReseedLevel(l)),
                 UiAction::SetMode(m) => self.worker.send(Command::SetMode(m)),
                 UiAction::UseSource(s) => self.worker.send(Command::UseSource(s)),
                 UiAction::Retry => self.worker.send(Command::Retry),

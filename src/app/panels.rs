@@ -212,6 +212,15 @@ pub fn controls(ui: &mut egui::Ui, state: &mut Dashboard, actions: &mut Vec<UiAc
     if state.global_threshold != before {
         actions.push(UiAction::SetThreshold(state.global_threshold));
     }
+    // Restarting the front end's smoothed energy after a keyword-like word lets the next
+    // keyword through; lower levels restart after more ordinary words too, and running
+    // speech then comes through louder.
+    let before = state.reseed_level;
+    ui.add(egui::Slider::new(&mut state.reseed_level, 0.0..=1.0).text("front-end restart level"))
+        .on_hover_text("1 s after any keyword's probability reaches this level, the front end forgets the loudness of the last words (0: never)");
+    if state.reseed_level != before {
+        actions.push(UiAction::SetReseedLevel(state.reseed_level));
+    }
     egui::CollapsingHeader::new("per keyword").default_open(false).show(ui, |ui| {
         let kws: Vec<(usize, String)> = state.keywords().map(|(i, l)| (i, l.to_string())).collect();
         for (k, (i, label)) in kws.into_iter().enumerate() {

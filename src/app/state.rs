@@ -183,6 +183,8 @@ pub struct Dashboard {
     pub thresholds: Vec<f32>,
     /// The global threshold slider.
     pub global_threshold: f32,
+    /// The restart-level slider, as the detector last reported it (0: never restart).
+    pub reseed_level: f32,
     pub mode: Mode,
     /// Layout of FrameMsg::outputs: units per hidden layer.
     pub layer_units: Vec<usize>,
@@ -243,6 +245,7 @@ impl Dashboard {
             labels: Vec::new(),
             thresholds: Vec::new(),
             global_threshold: 0.8,
+            reseed_level: 0.0,
             mode: Mode::Spiking,
             layer_units: Vec::new(),
             frame_seconds: 0.01,
@@ -293,6 +296,7 @@ impl Dashboard {
                 self.layer_units = card.architecture.layers.iter().map(|l| l.units).collect();
                 self.frame_seconds = card.frontend.frame_seconds();
                 self.global_threshold = card.detection.default_threshold;
+                self.reseed_level = card.detection.reseed_level;
                 self.model_gen = gen;
                 self.model_input = path.display().to_string();
                 self.model_path = Some(path);
@@ -307,6 +311,7 @@ impl Dashboard {
                 self.model_error = Some(format!("{}: {error}", path.display()));
             }
             Event::Thresholds(t) => self.thresholds = t,
+            Event::ReseedLevel(l) => self.reseed_level = l,
             Event::Mode(m) => self.mode = m,
             Event::Devices(Ok(d)) => {
                 self.devices = d;

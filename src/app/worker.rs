@@ -50,6 +50,9 @@ pub enum Command {
     /// Every keyword's threshold.
     SetThreshold(f32),
     SetThresholdFor(String, f32),
+    /// The level at which the front end restarts after a keyword-like word
+    /// ([`crate::detect::DetectionConfig::reseed_level`]; 0: never).
+    SetReseedLevel(f32),
     SetMode(Mode),
     UseSource(Source),
     /// Reopen the current source (after a device failure).
@@ -88,6 +91,8 @@ pub enum Event {
     ModelError { path: PathBuf, error: String },
     /// The thresholds the running detector holds, one per label (infinite for non-keywords).
     Thresholds(Vec<f32>),
+    /// The restart level the running detector holds.
+    ReseedLevel(f32),
     Mode(Mode),
     Devices(Result<Vec<DeviceEntry>, String>),
     Recorded(Result<PathBuf, String>),
@@ -495,6 +500,13 @@ impl Worker {
                     p.detector.set_threshold_for(&label, t.clamp(1e-3, 1.0));
                     let now = p.detector.thresholds().to_vec();
                     self.event(Event::Thresholds(now));
+                }
+            }
+            Command::SetReseedLevel(level) => {
+                if let Some(p) = &mut self.pipeline {
+                    p.detector.set_reseed_level(level.clamp(0.0, 1.0));
+                    let now = p.detector.config().reseed_level;
+                    self.event(Event::ReseedLevel(now));
                 }
             }
             Command::SetMode(m) => {
