@@ -28,12 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub const KEYWORDS: [&str; 10] = [
-    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
-];
+pub const KEYWORDS: [&str; 10] = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"];
 
 /// Non-keyword words for the `_unknown_` class: the other Speech Commands words, near-misses of
 /// the keywords (the hard negatives a spotter must learn to reject) and common words.
+#[rustfmt::skip] // grouped by the keyword each line is near
 pub const UNKNOWN_WORDS: &[&str] = &[
     // the other Speech Commands words
     "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
@@ -65,7 +64,13 @@ pub const UNKNOWN_WORDS: &[&str] = &[
     "download", "downtown", "leftover", "lefty", "rightly", "online", "offline", "offer",
     "onion", "stopwatch", "goodbye", "gopher", "yep", "nah", "oh", "yo", "gosh", "ups",
     "nothing", "notice", "desk", "neo", "doe", "dough", "sew", "row", "mow",
-]; 
+];
+
+/// The word of an `_unknown_` clip named `<word>_<voiceid>_nohash_0.wav` (see the module's
+/// layout); empty if the name has no stem.
+pub fn unknown_word_of(path: &Path) -> &str {
+    path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split('_').next()).unwrap_or("")
+}
 
 /// Piper pseudo-voices: the one neural voice with its own length, noise and pitch settings.
 const PIPER_VARIANTS: usize = 12;
@@ -98,21 +103,10 @@ const MIN_WORD_SAMPLES: usize = 1_600;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// espeak-ng English accents (all eight that espeak-ng 1.51 ships).
-const ESPEAK_ACCENTS: [&str; 8] = [
-    "en",
-    "en-us",
-    "en-gb-scotland",
-    "en-gb-x-gbclan",
-    "en-gb-x-rp",
-    "en-gb-x-gbcwmd",
-    "en-029",
-    "en-us-nyc",
-];
+const ESPEAK_ACCENTS: [&str; 8] = ["en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"];
 /// espeak-ng voice variants: male, female and klatt-synthesis ones. Whisper, croak and the novelty
 /// variants are left out: barely intelligible.
-const ESPEAK_VARIANTS: [&str; 10] = [
-    "m1", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt4",
-];
+const ESPEAK_VARIANTS: [&str; 10] = ["m1", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt4"];
 /// MBROLA voices usable for English through espeak-ng: (espeak-ng voice after `mb-`, MBROLA
 /// database name). The `-en` ones are foreign diphone sets speaking English: accented speakers.
 const MBROLA_VOICES: [(&str, &str); 20] = [
@@ -139,25 +133,11 @@ const MBROLA_VOICES: [(&str, &str); 20] = [
 ];
 /// flite's built-in voices and the `int_f0_target_mean` range (Hz) to draw from; `None` where
 /// the voice ignores that feature (rms), which then gets its pitch varied by sox instead.
-const FLITE_VOICES: [(&str, Option<(u32, u32)>); 5] = [
-    ("kal", Some((85, 135))),
-    ("kal16", Some((85, 135))),
-    ("awb", Some((85, 135))),
-    ("rms", None),
-    ("slt", Some((150, 220))),
-];
+const FLITE_VOICES: [(&str, Option<(u32, u32)>); 5] =
+    [("kal", Some((85, 135))), ("kal16", Some((85, 135))), ("awb", Some((85, 135))), ("rms", None), ("slt", Some((150, 220)))];
 /// festival voices (directory names under /usr/share/festival/voices/<lang>/).
-const FESTIVAL_VOICES: [&str; 9] = [
-    "kal_diphone",
-    "ked_diphone",
-    "rab_diphone",
-    "don_diphone",
-    "cmu_us_slt_arctic_hts",
-    "us1_mbrola",
-    "us2_mbrola",
-    "us3_mbrola",
-    "en1_mbrola",
-];
+const FESTIVAL_VOICES: [&str; 9] =
+    ["kal_diphone", "ked_diphone", "rab_diphone", "don_diphone", "cmu_us_slt_arctic_hts", "us1_mbrola", "us2_mbrola", "us3_mbrola", "en1_mbrola"];
 const FESTIVAL_VOICE_ROOT: &str = "/usr/share/festival/voices";
 const MBROLA_ROOT: &str = "/usr/share/mbrola";
 const PICO_LANG_ROOT: &str = "/usr/share/pico/lang";
@@ -208,24 +188,14 @@ pub fn available_voices() -> Vec<Voice> {
     if find_in_path("espeak-ng").is_some() {
         for accent in ESPEAK_ACCENTS {
             for variant in ESPEAK_VARIANTS {
-                voices.push(Voice {
-                    id: format!("espeak-{accent}-{variant}"),
-                    engine: Engine::Espeak {
-                        name: format!("{accent}+{variant}"),
-                    },
-                });
+                voices.push(Voice { id: format!("espeak-{accent}-{variant}"), engine: Engine::Espeak { name: format!("{accent}+{variant}") } });
             }
         }
         // espeak-ng hands MBROLA voices to the `mbrola` binary, which needs its database file.
         if find_in_path("mbrola").is_some() {
             for (voice, db) in MBROLA_VOICES {
                 if Path::new(MBROLA_ROOT).join(db).join(db).is_file() {
-                    voices.push(Voice {
-                        id: format!("mbrola-{voice}"),
-                        engine: Engine::Espeak {
-                            name: format!("mb-{voice}"),
-                        },
-                    });
+                    voices.push(Voice { id: format!("mbrola-{voice}"), engine: Engine::Espeak { name: format!("mb-{voice}") } });
                 }
             }
         }
@@ -234,10 +204,7 @@ pub fn available_voices() -> Vec<Voice> {
     // flite's voices are compiled into the binary.
     if find_in_path("flite").is_some() {
         for (name, f0) in FLITE_VOICES {
-            voices.push(Voice {
-                id: format!("flite-{name}"),
-                engine: Engine::Flite { name, f0 },
-            });
+            voices.push(Voice { id: format!("flite-{name}"), engine: Engine::Flite { name, f0 } });
         }
     }
 
@@ -245,31 +212,19 @@ pub fn available_voices() -> Vec<Voice> {
         for name in FESTIVAL_VOICES {
             // The festival MBROLA voices also need the mbrola binary and database.
             let mbrola_ok = match name.strip_suffix("_mbrola") {
-                Some(db) => {
-                    find_in_path("mbrola").is_some()
-                        && Path::new(MBROLA_ROOT).join(db).join(db).is_file()
-                }
+                Some(db) => find_in_path("mbrola").is_some() && Path::new(MBROLA_ROOT).join(db).join(db).is_file(),
                 None => true,
             };
             if mbrola_ok && festival_voice_dir_exists(name) {
-                voices.push(Voice {
-                    id: format!("festival-{}", name.replace('_', "-")),
-                    engine: Engine::Festival { name },
-                });
+                voices.push(Voice { id: format!("festival-{}", name.replace('_', "-")), engine: Engine::Festival { name } });
             }
         }
     }
 
     if find_in_path("pico2wave").is_some() {
         for lang in PICO_LANGS {
-            if Path::new(PICO_LANG_ROOT)
-                .join(format!("{lang}_ta.bin"))
-                .is_file()
-            {
-                voices.push(Voice {
-                    id: format!("pico-{lang}"),
-                    engine: Engine::Pico { lang },
-                });
+            if Path::new(PICO_LANG_ROOT).join(format!("{lang}_ta.bin")).is_file() {
+                voices.push(Voice { id: format!("pico-{lang}"), engine: Engine::Pico { lang } });
             }
         }
     }
@@ -305,12 +260,7 @@ fn piper_settings(variant: usize, seed: u64) -> (f32, f32, f32, i32) {
     // Each pseudo-voice has its own pitch and pace; each render varies around them.
     let base_cents = -400 + (variant as i32 * 800) / PIPER_VARIANTS.max(2) as i32;
     let base_pace = 0.85 + 0.3 * (variant % 4) as f32 / 3.0;
-    (
-        base_pace * rng.gen_range(0.9f32..1.1),
-        rng.gen_range(0.4f32..1.0),
-        rng.gen_range(0.5f32..1.1),
-        base_cents + rng.gen_range(-60..=60),
-    )
+    (base_pace * rng.gen_range(0.9f32..1.1), rng.gen_range(0.4f32..1.0), rng.gen_range(0.5f32..1.1), base_cents + rng.gen_range(-60..=60))
 }
 
 /// Where the batch renderer leaves a Piper job's raw output.
@@ -358,9 +308,7 @@ pub fn synthesize(opts: &SynthOptions, progress: &dyn Fn(usize, usize)) -> Resul
     }
     let voices = available_voices();
     if voices.is_empty() {
-        bail!(
-            "no text-to-speech engine found; run scripts/install-tts.sh (as root) to install them"
-        );
+        bail!("no text-to-speech engine found; run scripts/install-tts.sh (as root) to install them");
     }
 
     let jobs = plan_jobs(opts, &voices);
@@ -374,10 +322,7 @@ pub fn synthesize(opts: &SynthOptions, progress: &dyn Fn(usize, usize)) -> Resul
     let total = todo.len();
     render_piper_batch(&todo, &voices)?;
 
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs)
-        .build()
-        .context("building the synthesis thread pool")?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().context("building the synthesis thread pool")?;
 
     // Workers send results over a channel so that `progress` (not Sync) is only called here.
     let (tx, rx) = mpsc::channel::<std::result::Result<(), String>>();
@@ -390,9 +335,7 @@ pub fn synthesize(opts: &SynthOptions, progress: &dyn Fn(usize, usize)) -> Resul
         s.spawn(move || {
             pool.install(|| {
                 todo.par_iter().for_each_with(tx, |tx, job| {
-                    let r = render(job, &voices[job.voice]).map_err(|e| {
-                        format!("{} ({}): {e:#}", job.out.display(), voices[job.voice].id)
-                    });
+                    let r = render(job, &voices[job.voice]).map_err(|e| format!("{} ({}): {e:#}", job.out.display(), voices[job.voice].id));
                     // The receiver lives until every sender is gone; a send error cannot happen.
                     let _ = tx.send(r);
                 });
@@ -424,11 +367,7 @@ pub fn synthesize(opts: &SynthOptions, progress: &dyn Fn(usize, usize)) -> Resul
             first_error.as_deref().unwrap_or("none")
         );
     }
-    Ok(SynthReport {
-        clips,
-        voices: voices.iter().map(|v| v.id.clone()).collect(),
-        failed,
-    })
+    Ok(SynthReport { clips, voices: voices.iter().map(|v| v.id.clone()).collect(), failed })
 }
 
 /// One clip to render.
@@ -448,10 +387,7 @@ fn plan_jobs(opts: &SynthOptions, voices: &[Voice]) -> Vec<Job> {
                 jobs.push(Job {
                     voice: vi,
                     word,
-                    out: opts
-                        .out_dir
-                        .join(word)
-                        .join(format!("{}_nohash_{k}.wav", v.id)),
+                    out: opts.out_dir.join(word).join(format!("{}_nohash_{k}.wav", v.id)),
                     seed: mix_seed(opts.seed, &v.id, word, k as u64),
                 });
             }
@@ -466,10 +402,7 @@ fn plan_jobs(opts: &SynthOptions, voices: &[Voice]) -> Vec<Job> {
             jobs.push(Job {
                 voice: vi,
                 word,
-                out: opts
-                    .out_dir
-                    .join("_unknown_")
-                    .join(format!("{word}_{id}_nohash_0.wav")),
+                out: opts.out_dir.join("_unknown_").join(format!("{word}_{id}_nohash_0.wav")),
                 seed: mix_seed(opts.seed, id, word, 0),
             });
         }
@@ -536,8 +469,7 @@ fn render(job: &Job, voice: &Voice) -> Result<()> {
         Engine::Flite { name, f0 } => {
             let mut c = Command::new("flite");
             c.arg("-voice").arg(name);
-            c.arg("--setf")
-                .arg(format!("duration_stretch={stretch:.3}"));
+            c.arg("--setf").arg(format!("duration_stretch={stretch:.3}"));
             match f0 {
                 Some((lo, hi)) => {
                     let hz = *lo as f32 + f0_frac * (*hi - *lo) as f32;
@@ -582,21 +514,15 @@ fn render(job: &Job, voice: &Voice) -> Result<()> {
     // threshold keeps weak fricatives ("fifth", "off") that a higher one cuts.
     let mut c = Command::new("sox");
     c.args(["-D", "-V1"]).arg(&raw.path);
-    c.args(["-b", "16", "-c", "1", "-r", "16000"])
-        .arg(&trimmed.path);
+    c.args(["-b", "16", "-c", "1", "-r", "16000"]).arg(&trimmed.path);
     c.args(&effects);
     c.args(["gain", "-n", "-1"]);
-    c.args([
-        "silence", "1", "0.01", "0.1%", "reverse", "silence", "1", "0.01", "0.1%", "reverse",
-    ]);
+    c.args(["silence", "1", "0.01", "0.1%", "reverse", "silence", "1", "0.01", "0.1%", "reverse"]);
     run(c, None)?;
 
     let mut word_samples = read_wav_16k(&trimmed.path)?;
     if word_samples.len() < MIN_WORD_SAMPLES {
-        bail!(
-            "engine produced silence ({} samples after trimming)",
-            word_samples.len()
-        );
+        bail!("engine produced silence ({} samples after trimming)", word_samples.len());
     }
     if word_samples.len() > MAX_WORD_SAMPLES {
         // Too long for one second: speed up (keeping pitch) to fit 0.95 s.
@@ -612,11 +538,7 @@ fn render(job: &Job, voice: &Voice) -> Result<()> {
     }
 
     // Level: peak at a random -12..-1 dBFS, so clips are not all equally loud.
-    let peak = word_samples
-        .iter()
-        .map(|&s| i32::from(s).abs())
-        .max()
-        .unwrap_or(0);
+    let peak = word_samples.iter().map(|&s| i32::from(s).abs()).max().unwrap_or(0);
     if peak == 0 {
         bail!("engine produced silence");
     }
@@ -627,20 +549,13 @@ fn render(job: &Job, voice: &Voice) -> Result<()> {
     let slack = CLIP_SAMPLES - word_samples.len();
     let offset = ((offset_frac * (slack + 1) as f64) as usize).min(slack);
     for (dst, &s) in clip[offset..].iter_mut().zip(&word_samples) {
-        *dst = (s as f32 * gain)
-            .round()
-            .clamp(i16::MIN as f32, i16::MAX as f32) as i16;
+        *dst = (s as f32 * gain).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
     }
 
     let mut partial: OsString = job.out.clone().into_os_string();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: SAMPLE_RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec = hound::WavSpec { channels: 1, sample_rate: SAMPLE_RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let write = || -> Result<()> {
         let mut w = hound::WavWriter::create(&partial, spec)?;
         for &s in &clip {
@@ -659,19 +574,12 @@ fn render(job: &Job, voice: &Voice) -> Result<()> {
 
 /// Reads a WAV that sox wrote as 16 kHz mono 16-bit.
 fn read_wav_16k(path: &Path) -> Result<Vec<i16>> {
-    let mut r = hound::WavReader::open(path)
-        .with_context(|| format!("reading sox output {}", path.display()))?;
+    let mut r = hound::WavReader::open(path).with_context(|| format!("reading sox output {}", path.display()))?;
     let spec = r.spec();
-    if spec.channels != 1
-        || spec.sample_rate != SAMPLE_RATE
-        || spec.bits_per_sample != 16
-        || !matches!(spec.sample_format, hound::SampleFormat::Int)
-    {
+    if spec.channels != 1 || spec.sample_rate != SAMPLE_RATE || spec.bits_per_sample != 16 || !matches!(spec.sample_format, hound::SampleFormat::Int) {
         bail!("unexpected sox output format {spec:?}");
     }
-    let samples = r
-        .samples::<i16>()
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let samples = r.samples::<i16>().collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(samples)
 }
 
@@ -682,18 +590,11 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> Result<String> {
     // stderr goes to a file, not a pipe: a chatty program can never block on a full pipe while
     // we wait for it (MBROLA repeats each warning dozens of times).
     let err_file = TempFile::new("stderr");
-    let err_handle = std::fs::File::create(&err_file.path)
-        .with_context(|| format!("creating {}", err_file.path.display()))?;
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    let err_handle = std::fs::File::create(&err_file.path).with_context(|| format!("creating {}", err_file.path.display()))?;
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::null());
     cmd.stderr(Stdio::from(err_handle));
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting `{program}`"))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting `{program}`"))?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         if let Err(e) = pipe.write_all(text.as_bytes()) {
             let _ = child.kill();
@@ -723,16 +624,10 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> Result<String> {
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(20));
     };
-    let stderr = std::fs::read(&err_file.path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let stderr = std::fs::read(&err_file.path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     if !status.success() {
         let err = stderr.trim();
-        bail!(
-            "`{program}` failed ({status}){}{}",
-            if err.is_empty() { "" } else { ": " },
-            err
-        );
+        bail!("`{program}` failed ({status}){}{}", if err.is_empty() { "" } else { ": " }, err);
     }
     Ok(stderr)
 }
@@ -748,10 +643,7 @@ impl TempFile {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // The .wav extension matters: pico2wave refuses other names and sox picks the format by it
         // (the stderr capture files get it too; harmless).
-        let path = std::env::temp_dir().join(format!(
-            "spikeword-synth-{}-{n}-{tag}.wav",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join(format!("spikeword-synth-{}-{n}-{tag}.wav", std::process::id()));
         TempFile { path }
     }
 }
@@ -764,9 +656,7 @@ impl Drop for TempFile {
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
 fn festival_voice_dir_exists(name: &str) -> bool {

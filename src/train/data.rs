@@ -29,11 +29,6 @@ pub struct PoolSummary {
 /// An aligned keyword shorter or longer than this is probably misaligned.
 const PLAUSIBLE_WORD_S: (f32, f32) = (0.15, 1.0);
 
-/// The word of a synthetic clip, named `<word>_<voice>_nohash_<n>` by [`crate::synth`].
-fn synth_word(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split('_').next()).unwrap_or("").to_string()
-}
-
 enum Job {
     Keyword { path: PathBuf, label: usize, synthetic: bool },
     Word(PathBuf),
@@ -83,9 +78,13 @@ pub fn load_pool(c: &Corpus, synth: Option<&Path>, limit: Option<usize>) -> Resu
             match label_index(&name) {
                 Some(l) if l < UNKNOWN => files.into_iter().take(limit).for_each(|path| jobs.push(Job::Keyword { path, label: l, synthetic: true })),
                 Some(UNKNOWN) => {
-                    let (skip, keep): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| is_keyword_homophone(&synth_word(p)));
+                    let (skip, keep): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| is_keyword_homophone(crate::synth::unknown_word_of(p)));
                     if !skip.is_empty() {
-                        eprintln!("skipping {} synthetic `_unknown_` clips of words that sound like a keyword ({})", skip.len(), crate::dataset::KEYWORD_HOMOPHONES.join(", "));
+                        eprintln!(
+                            "skipping {} synthetic `_unknown_` clips of words that sound like a keyword ({})",
+                            skip.len(),
+                            crate::dataset::KEYWORD_HOMOPHONES.join(", ")
+                        );
                     }
                     keep.into_iter().take(limit).for_each(|path| jobs.push(Job::Word(path)));
                 }
