@@ -101,9 +101,11 @@ fn bench(c: &mut Criterion) {
                 j += 1;
                 &x[(j * hop) % (x.len() - hop)..][..hop]
             },
-            |s| p.push(s, |r| {
-                black_box(r.probs);
-            }),
+            |s| {
+                p.push(s, |r| {
+                    black_box(r.probs);
+                })
+            },
             BatchSize::SmallInput,
         )
     });

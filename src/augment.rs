@@ -164,11 +164,7 @@ pub fn augment(x: &[f32], is_silence: bool, noise: &NoiseBank, rng: &mut impl Rn
         }
     }
     let shift = (rng.gen_range(-opt.max_shift_s..=opt.max_shift_s) * RATE as f32) as isize;
-    let mut y = if opt.align_end {
-        place(&y, CLIP, CLIP as isize - y.len() as isize - shift.abs())
-    } else {
-        place(&y, CLIP, centre_offset(&y, CLIP) + shift)
-    };
+    let mut y = if opt.align_end { place(&y, CLIP, CLIP as isize - y.len() as isize - shift.abs()) } else { place(&y, CLIP, centre_offset(&y, CLIP) + shift) };
     let rir = if rng.gen_bool(0.3) {
         let rt60 = rng.gen_range(0.1f32..0.6);
         Some(synthetic_rir(rng, rt60))

@@ -173,21 +173,13 @@ pub fn open(wanted: Option<&str>) -> Result<Capture, CaptureError> {
     let device = match wanted {
         None => host.default_input_device().ok_or(CaptureError::NoDevice)?,
         Some(w) => {
-            let devices: Vec<cpal::Device> =
-                host.input_devices().map_err(|e| CaptureError::List(e.to_string()))?.collect();
-            let entries: Vec<DeviceEntry> = devices
-                .iter()
-                .map(|d| DeviceEntry { id: device_id(d), name: device_name(d), is_default: false })
-                .collect();
+            let devices: Vec<cpal::Device> = host.input_devices().map_err(|e| CaptureError::List(e.to_string()))?.collect();
+            let entries: Vec<DeviceEntry> = devices.iter().map(|d| DeviceEntry { id: device_id(d), name: device_name(d), is_default: false }).collect();
             if entries.is_empty() {
                 return Err(CaptureError::NoDevice);
             }
-            let hit = match_device(&entries, w).ok_or_else(|| {
-                CaptureError::NotFound(
-                    w.to_string(),
-                    entries.iter().map(|e| format!("{:?}", e.name)).collect::<Vec<_>>().join(", "),
-                )
-            })?;
+            let hit = match_device(&entries, w)
+                .ok_or_else(|| CaptureError::NotFound(w.to_string(), entries.iter().map(|e| format!("{:?}", e.name)).collect::<Vec<_>>().join(", ")))?;
             let idx = entries.iter().position(|e| e.id == hit.id && e.name == hit.name).unwrap_or(0);
             devices.into_iter().nth(idx).ok_or(CaptureError::NoDevice)?
         }
@@ -197,9 +189,7 @@ pub fn open(wanted: Option<&str>) -> Result<Capture, CaptureError> {
 
 fn open_device(device: &cpal::Device, host: &str) -> Result<Capture, CaptureError> {
     let name = device_name(device);
-    let supported = device
-        .default_input_config()
-        .map_err(|e| CaptureError::Config { device: name.clone(), reason: e.to_string() })?;
+    let supported = device.default_input_config().map_err(|e| CaptureError::Config { device: name.clone(), reason: e.to_string() })?;
     let format = supported.sample_format();
     let mut config = supported.config();
     if config.channels == 0 || config.sample_rate == 0 {
@@ -222,9 +212,7 @@ fn open_device(device: &cpal::Device, host: &str) -> Result<Capture, CaptureErro
         let built = build_any(device, &config, format, tx, counters.clone(), err_tx.clone(), opened);
         let stream = match built {
             Ok(s) => s,
-            Err(BuildFailure::Format) => {
-                return Err(CaptureError::UnsupportedFormat { device: name, format: format.to_string() })
-            }
+            Err(BuildFailure::Format) => return Err(CaptureError::UnsupportedFormat { device: name, format: format.to_string() }),
             Err(BuildFailure::Cpal(e)) => {
                 last_err = e.to_string();
                 continue;
@@ -287,13 +275,7 @@ fn build_any(
 /// Copies converted samples into `chunk`, sending it whenever it is full and once more at
 /// the end so no sample waits for the next callback. Returns the frames in dropped chunks.
 #[inline]
-pub fn fill_and_send<T: Copy>(
-    data: &[T],
-    channels: usize,
-    chunk: &mut AudioChunk,
-    tx: &Sender<AudioChunk>,
-    convert: impl Fn(T) -> f32,
-) -> (u64, u64, u64) {
+pub fn fill_and_send<T: Copy>(data: &[T], channels: usize, chunk: &mut AudioChunk, tx: &Sender<AudioChunk>, convert: impl Fn(T) -> f32) -> (u64, u64, u64) {
     // Whole frames only, so the consumer can downmix each chunk on its own.
     let cap = (CHUNK_CAPACITY / channels.max(1)) * channels.max(1);
     let (mut sent, mut dropped, mut dropped_frames) = (0u64, 0u64, 0u64);

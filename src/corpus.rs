@@ -288,7 +288,12 @@ pub fn load(data: &Path, split: Split) -> Result<Corpus> {
     if s2i.is_dir() {
         for path in audio_files_in(&s2i)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            c.negatives.push(NegativeFile { part: negative_part(c.split.part_of_s2i(&name), &name), path, source: "speech_to_intent", kind: NegativeKind::Continuous });
+            c.negatives.push(NegativeFile {
+                part: negative_part(c.split.part_of_s2i(&name), &name),
+                path,
+                source: "speech_to_intent",
+                kind: NegativeKind::Continuous,
+            });
         }
     }
     for (folder, source) in [("wake_words_a", "wake_words"), ("precise_community", "precise_community")] {
@@ -309,7 +314,12 @@ pub fn load(data: &Path, split: Split) -> Result<Corpus> {
         for path in audio_files_in(&digits)? {
             // <digit>_<speaker>_<index>
             let speaker = stem(&path).split('_').nth(1).unwrap_or_default().to_string();
-            c.negatives.push(NegativeFile { part: negative_part(c.split.part_of(&speaker), &speaker), path, source: "free_spoken_digits", kind: NegativeKind::IsolatedWords });
+            c.negatives.push(NegativeFile {
+                part: negative_part(c.split.part_of(&speaker), &speaker),
+                path,
+                source: "free_spoken_digits",
+                kind: NegativeKind::IsolatedWords,
+            });
         }
     }
     c.noise = audio_files_in(&data.join("noise")).with_context(|| format!("reading {}", data.join("noise").display()))?;

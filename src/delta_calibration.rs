@@ -16,8 +16,8 @@
 //! the largest scale within the tolerance is chosen. A model trained with the codings in the
 //! loop needs this only to check them.
 
-use crate::augment::{centre_offset, place, CLIP};
 use crate::audio::load_resampled;
+use crate::augment::{centre_offset, place, CLIP};
 use crate::corpus::{Part, Split};
 use crate::dataset::split_id;
 use crate::eval::{clip_decision, labelled_clips, padded};
@@ -114,12 +114,7 @@ fn load_clips(model: &Model, opt: &DeltaOptions) -> Result<Vec<ClipFrames>> {
                 let mut shifted = vec![0.0f32; shift];
                 shifted.extend_from_slice(&x);
                 fe.reset();
-                Some(ClipFrames {
-                    frames: fe.frames_of(&shifted),
-                    label: *label,
-                    first: (span.start + shift) / hop,
-                    last: (span.end + shift) / hop - 1,
-                })
+                Some(ClipFrames { frames: fe.frames_of(&shifted), label: *label, first: (span.start + shift) / hop, last: (span.end + shift) / hop - 1 })
             },
         )
         .collect();

@@ -102,10 +102,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(labels: Vec<String>, cfg: DetectionConfig, frame_seconds: f64) -> Self {
-        let thresholds = labels
-            .iter()
-            .map(|l| if is_keyword(l) { cfg.threshold_for(l) } else { f32::INFINITY })
-            .collect();
+        let thresholds = labels.iter().map(|l| if is_keyword(l) { cfg.threshold_for(l) } else { f32::INFINITY }).collect();
         let c = labels.len();
         let refractory_frames = (cfg.refractory_s as f64 / frame_seconds).round() as u64;
         Self {
@@ -185,12 +182,12 @@ impl Detector {
         self.filled = (self.filled + 1).min(s);
         self.frames += 1;
         smoothed_probabilities(&self.history, c, self.filled, &mut self.probs);
-        let (best, score) = self
-            .probs
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| is_keyword(&self.labels[*i]))
-            .fold((usize::MAX, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
+        let (best, score) =
+            self.probs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| is_keyword(&self.labels[*i]))
+                .fold((usize::MAX, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
         let refractory = self.refractory_frames;
         let level = self.cfg.reseed_level;
         if level > 0.0 && self.frames >= self.refractory_end && best != usize::MAX && score >= level {
@@ -203,11 +200,7 @@ impl Detector {
             return None;
         }
         self.quiet_until = self.frames + refractory;
-        Some(Detection {
-            time: self.frames as f64 * self.frame_seconds,
-            keyword: self.labels[best].clone(),
-            score,
-        })
+        Some(Detection { time: self.frames as f64 * self.frame_seconds, keyword: self.labels[best].clone(), score })
     }
 }
 

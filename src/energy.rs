@@ -190,12 +190,7 @@ impl ActivityMeter {
             spikes_per_frame: self.spikes.iter().map(|s| s / f).collect(),
             active_fraction: self.active.iter().zip(&self.units).map(|(&a, &u)| a as f64 / (f * u as f64)).collect(),
             memory_events_per_frame: self.memory_events.iter().map(|&e| e as f64 / f).collect(),
-            memory_event_fraction: self
-                .memory_events
-                .iter()
-                .zip(&self.memory_states)
-                .map(|(&e, &n)| e as f64 / (f * n.max(1) as f64))
-                .collect(),
+            memory_event_fraction: self.memory_events.iter().zip(&self.memory_states).map(|(&e, &n)| e as f64 / (f * n.max(1) as f64)).collect(),
             input_events_per_frame: self.input_events as f64 / f,
             bits_per_activity: bits_from_max_counts(&max),
             significant_bits_per_multiply: self.sig_bits_sum / self.nonzero_events.max(1) as f64,

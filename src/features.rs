@@ -3,8 +3,8 @@
 //! The same code computes features for training, evaluation and the live app, so the
 //! network never sees features computed two different ways.
 
-use realfft::{RealFftPlanner, RealToComplex};
 use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -144,17 +144,22 @@ impl FrontEndConfig {
         }
         let nyquist = self.sample_rate as f32 / 2.0;
         if !(self.f_min >= 0.0 && self.f_min < self.f_max && self.f_max <= nyquist) {
-            return Err(format!(
-                "mel range {}..{} Hz must satisfy 0 <= f_min < f_max <= {} Hz",
-                self.f_min, self.f_max, nyquist
-            ));
+            return Err(format!("mel range {}..{} Hz must satisfy 0 <= f_min < f_max <= {} Hz", self.f_min, self.f_max, nyquist));
         }
         if !(self.log_floor > 0.0 && self.log_floor.is_finite()) {
             return Err("log_floor must be a positive finite number".into());
         }
         if let Compression::Pcen(p) = self.compression {
             let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
-            if !(ok(p.smoothing, 1e-4, 1.0) && ok(p.alpha, 0.0, 1.0) && ok(p.delta, 0.0, 100.0) && ok(p.r, 0.01, 1.0) && ok(p.eps, 1e-12, 1.0) && (p.release == 0.0 || ok(p.release, 1e-4, 1.0)) && p.reseed_frames <= 10_000 && ok(p.reseed_db, 0.0, 100.0)) {
+            if !(ok(p.smoothing, 1e-4, 1.0)
+                && ok(p.alpha, 0.0, 1.0)
+                && ok(p.delta, 0.0, 100.0)
+                && ok(p.r, 0.01, 1.0)
+                && ok(p.eps, 1e-12, 1.0)
+                && (p.release == 0.0 || ok(p.release, 1e-4, 1.0))
+                && p.reseed_frames <= 10_000
+                && ok(p.reseed_db, 0.0, 100.0))
+            {
                 return Err(format!("PCEN parameters out of range: {p:?}"));
             }
         }
@@ -197,9 +202,7 @@ fn mel_filters(cfg: &FrontEndConfig, alpha: f32) -> Vec<MelFilter> {
     let bin_hz = cfg.sample_rate as f32 / cfg.n_fft as f32;
     let nyquist = cfg.sample_rate as f32 / 2.0;
     let (lo, hi) = (hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max));
-    let edges: Vec<f32> = (0..cfg.n_mels + 2)
-        .map(|i| mel_to_hz(lo + (hi - lo) * i as f32 / (cfg.n_mels + 1) as f32))
-        .collect();
+    let edges: Vec<f32> = (0..cfg.n_mels + 2).map(|i| mel_to_hz(lo + (hi - lo) * i as f32 / (cfg.n_mels + 1) as f32)).collect();
     (0..cfg.n_mels)
         .map(|m| {
             let (left, centre, right) = (edges[m], edges[m + 1], edges[m + 2]);
@@ -238,9 +241,7 @@ fn mel_filters(cfg: &FrontEndConfig, alpha: f32) -> Vec<MelFilter> {
 /// Centre frequency of each mel band in Hz (for plots and tests).
 pub fn mel_centres(cfg: &FrontEndConfig) -> Vec<f32> {
     let (lo, hi) = (hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max));
-    (0..cfg.n_mels)
-        .map(|i| mel_to_hz(lo + (hi - lo) * (i + 1) as f32 / (cfg.n_mels + 1) as f32))
-        .collect()
+    (0..cfg.n_mels).map(|i| mel_to_hz(lo + (hi - lo) * (i + 1) as f32 / (cfg.n_mels + 1) as f32)).collect()
 }
 
 /// Streaming log-mel extractor. Every `hop_length` samples pushed it emits one frame
@@ -285,11 +286,7 @@ impl FrontEnd {
         let mut planner = RealFftPlanner::<f32>::new();
         let fft = planner.plan_fft_forward(cfg.n_fft);
         // Periodic Hann window.
-        let window = (0..cfg.win_length)
-            .map(|i| {
-                0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / cfg.win_length as f32).cos()
-            })
-            .collect();
+        let window = (0..cfg.win_length).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / cfg.win_length as f32).cos()).collect();
         // PCEN's per-frame constants (unused by the log front end).
         let (pcen_offset, reseed_ratio) = match cfg.compression {
             Compression::Pcen(p) => (p.delta.powf(p.r), 10f32.powf(p.reseed_db / 10.0)),
@@ -388,9 +385,7 @@ impl FrontEnd {
         }
         self.fft_in[n..].fill(0.0);
         // Lengths are fixed at construction, so this cannot fail.
-        let _ = self
-            .fft
-            .process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
+        let _ = self.fft.process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
         for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
             *p = c.norm_sqr();
         }

@@ -40,9 +40,7 @@ fn matmul(n: usize, x: &[f64], y: &[f64]) -> Vec<f64> {
 /// Matrix exponential by scaling and squaring with a Taylor series (f64; orders here are
 /// small enough that this is accurate to rounding).
 fn expm(n: usize, m: &[f64]) -> Vec<f64> {
-    let norm = (0..n)
-        .map(|i| (0..n).map(|j| m[i * n + j].abs()).sum::<f64>())
-        .fold(0.0, f64::max);
+    let norm = (0..n).map(|i| (0..n).map(|j| m[i * n + j].abs()).sum::<f64>()).fold(0.0, f64::max);
     let squarings = if norm > 0.5 { (norm / 0.5).log2().ceil() as i32 } else { 0 };
     let scale = 0.5f64.powi(squarings);
     let scaled: Vec<f64> = m.iter().map(|v| v * scale).collect();
@@ -94,17 +92,12 @@ pub fn discretise(order: usize, theta: f64) -> (Vec<f32>, Vec<f32>) {
 /// the memory is the causal convolution m_t = sum_k H_k u_{t-k}.
 pub fn impulse_response(order: usize, theta: f64, len: usize) -> Vec<f32> {
     let (a, b) = discretise(order, theta);
-    let (a, b): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|&v| v as f64).collect(),
-        b.iter().map(|&v| v as f64).collect(),
-    );
+    let (a, b): (Vec<f64>, Vec<f64>) = (a.iter().map(|&v| v as f64).collect(), b.iter().map(|&v| v as f64).collect());
     let mut out = Vec::with_capacity(len * order);
     let mut h = b;
     for _ in 0..len {
         out.extend(h.iter().map(|&v| v as f32));
-        let next: Vec<f64> = (0..order)
-            .map(|i| (0..order).map(|j| a[i * order + j] * h[j]).sum())
-            .collect();
+        let next: Vec<f64> = (0..order).map(|i| (0..order).map(|j| a[i * order + j] * h[j]).sum()).collect();
         h = next;
     }
     out
@@ -119,7 +112,11 @@ pub fn delay_decoder(order: usize, r: f64) -> Vec<f64> {
             for j in 0..=i {
                 sum += binom(i, j) * binom(i + j, j) * (-r).powi(j as i32);
             }
-            if i % 2 == 0 { sum } else { -sum }
+            if i % 2 == 0 {
+                sum
+            } else {
+                -sum
+            }
         })
         .collect()
 }
@@ -155,16 +152,7 @@ impl MemoryBank {
     pub fn new(channels: usize, order: usize, theta: f64) -> Self {
         let (abar, bbar) = discretise(order, theta);
         let n = channels * order;
-        Self {
-            order,
-            channels,
-            abar,
-            bbar,
-            state: vec![0.0; n],
-            next: vec![0.0; n],
-            last_u: vec![0.0; channels],
-            settled: true,
-        }
+        Self { order, channels, abar, bbar, state: vec![0.0; n], next: vec![0.0; n], last_u: vec![0.0; channels], settled: true }
     }
 
     pub fn reset(&mut self) {

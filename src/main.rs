@@ -93,13 +93,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => cli::train::run(args),
         Command::Data { action: DataCommand::Synth { out, seed, variants, unknown_voices, jobs } } => {
-            let opts = spikeword::synth::SynthOptions {
-                out_dir: out.clone(),
-                seed,
-                variants_per_voice: variants,
-                unknown_voices_per_word: unknown_voices,
-                jobs,
-            };
+            let opts =
+                spikeword::synth::SynthOptions { out_dir: out.clone(), seed, variants_per_voice: variants, unknown_voices_per_word: unknown_voices, jobs };
             let pb = spikeword::progress::bar(0, "rendering");
             let report = spikeword::synth::synthesize(&opts, &|done, total| {
                 pb.set_length(total as u64);
@@ -137,12 +132,21 @@ fn run(cli: Cli) -> Result<()> {
                 split.dev_percent = p;
             }
             let corpus = spikeword::corpus::load(&data, split)?;
-            let opt = spikeword::eval::stream::BenchmarkOptions { part, snr_db: snr, threshold, dense_twin: !no_twin, limit, seed: 7, gain_db, back_to_back: Some(back_to_back_reset), reseed_level };
+            let opt = spikeword::eval::stream::BenchmarkOptions {
+                part,
+                snr_db: snr,
+                threshold,
+                dense_twin: !no_twin,
+                limit,
+                seed: 7,
+                gain_db,
+                back_to_back: Some(back_to_back_reset),
+                reseed_level,
+            };
             let r = spikeword::eval::stream::benchmark(&model, &corpus, &opt)?;
             spikeword::eval::det::plot_det(&r, &plot)?;
             let data_path = plot.with_extension("json");
-            std::fs::write(&data_path, serde_json::to_string_pretty(&r)?)
-                .with_context(|| format!("writing {}", data_path.display()))?;
+            std::fs::write(&data_path, serde_json::to_string_pretty(&r)?).with_context(|| format!("writing {}", data_path.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -172,7 +176,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!(
                 "on {:.2} h of {:?} negatives: {:.2} false alarms per hour; dev keyword recall {:.1}%",
-                c.negative_hours, parts, c.false_alarms_per_hour, 100.0 * c.dev_recall
+                c.negative_hours,
+                parts,
+                c.false_alarms_per_hour,
+                100.0 * c.dev_recall
             );
             spikeword::eval::calibrate::apply(&mut model, &c, per_keyword_per_hour);
             model.save(&out).with_context(|| format!("writing {}", out.display()))?;
@@ -195,4 +202,3 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
-

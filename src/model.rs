@@ -174,11 +174,7 @@ impl Model {
         }
         let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Corrupt(format!("{e:?}")))?;
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| ModelError::Corrupt(format!("{e:?}")))?;
-        let json = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(METADATA_KEY))
-            .ok_or(ModelError::MissingMetadata)?;
+        let json = meta.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)).ok_or(ModelError::MissingMetadata)?;
         // Read the version first so a newer file says so instead of failing on a field.
         let version = serde_json::from_str::<serde_json::Value>(json)
             .map_err(|e| ModelError::BadMetadata(e.to_string()))?
@@ -237,7 +233,11 @@ impl Model {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            if state & 1 == 0 { crate::audio::MAX_SAMPLE } else { -crate::audio::MAX_SAMPLE }
+            if state & 1 == 0 {
+                crate::audio::MAX_SAMPLE
+            } else {
+                -crate::audio::MAX_SAMPLE
+            }
         }));
         let mut bad = None;
         p.push(&signal, |r| {
@@ -261,11 +261,7 @@ impl Model {
             .collect();
         let views = bytes
             .iter()
-            .map(|(n, b, s)| {
-                TensorView::new(Dtype::F32, s.to_vec(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| ModelError::Serialise(format!("{n}: {e:?}")))
-            })
+            .map(|(n, b, s)| TensorView::new(Dtype::F32, s.to_vec(), b).map(|v| (n.clone(), v)).map_err(|e| ModelError::Serialise(format!("{n}: {e:?}"))))
             .collect::<Result<Vec<_>, _>>()?;
         safetensors::tensor::serialize(views, &Some(meta)).map_err(|e| ModelError::Serialise(format!("{e:?}")))
     }

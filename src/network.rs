@@ -81,7 +81,11 @@ pub const MIN_DELTA: f32 = 1e-4;
 /// A delta step the network can use: 0 (off) for anything not positive and finite, else
 /// clamped to [MIN_DELTA, MAX_DELTA] (model files are validated to that range on load).
 pub fn usable_delta(d: f32) -> f32 {
-    if d.is_finite() && d > 0.0 { d.clamp(MIN_DELTA, MAX_DELTA) } else { 0.0 }
+    if d.is_finite() && d > 0.0 {
+        d.clamp(MIN_DELTA, MAX_DELTA)
+    } else {
+        0.0
+    }
 }
 
 /// Frames between recomputations of the delta-coded running sums from the levels.
@@ -93,7 +97,11 @@ pub const SETTLE_FRACTION: f32 = 1.0 / 16.0;
 impl Architecture {
     /// Input width of layer `l`.
     pub fn layer_input(&self, l: usize) -> usize {
-        if l == 0 { self.input_dim } else { self.layers[l - 1].units }
+        if l == 0 {
+            self.input_dim
+        } else {
+            self.layers[l - 1].units
+        }
     }
     pub fn last_units(&self) -> usize {
         self.layers.last().map_or(self.input_dim, |l| l.units)
@@ -131,7 +139,11 @@ fn floor_nonnegative(v: f32) -> f32 {
     const TWO_23: f32 = 8_388_608.0;
     let r = (v + TWO_23) - TWO_23;
     let r = if r > v { r - 1.0 } else { r };
-    if v < TWO_23 { r } else { v }
+    if v < TWO_23 {
+        r
+    } else {
+        v
+    }
 }
 
 /// The delta-coding level of `y` for `inv_delta` = 1/delta: round(y / delta), ties to
@@ -140,7 +152,7 @@ fn floor_nonnegative(v: f32) -> f32 {
 #[inline(always)]
 pub fn delta_level(y: f32, inv_delta: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it leaves no fraction bits
-    // Levels are bounded to +-2^22 (where the trick is exact), far beyond any real signal.
+                                     // Levels are bounded to +-2^22 (where the trick is exact), far beyond any real signal.
     const LIMIT: f32 = 4_194_304.0;
     let v = (y * inv_delta).clamp(-LIMIT, LIMIT);
     (v + MAGIC) - MAGIC
@@ -149,7 +161,11 @@ pub fn delta_level(y: f32, inv_delta: f32) -> f32 {
 /// The delta-coded value of `y`: delta * round(y / delta); `y` itself when delta is 0.
 #[inline]
 pub fn delta_code(y: f32, delta: f32) -> f32 {
-    if delta > 0.0 { delta * delta_level(y, 1.0 / delta) } else { y }
+    if delta > 0.0 {
+        delta * delta_level(y, 1.0 / delta)
+    } else {
+        y
+    }
 }
 
 /// Initial neuron voltage at deployment (training draws it from [0, 1)).
@@ -255,10 +271,7 @@ impl Weights {
 
     /// Expected 2-D shape of each named tensor, in the order of [`Weights::tensors`].
     pub fn shapes(arch: &Architecture) -> Vec<(String, [usize; 2])> {
-        let mut t = vec![
-            ("input.mean".to_string(), [1, arch.input_dim]),
-            ("input.std".to_string(), [1, arch.input_dim]),
-        ];
+        let mut t = vec![("input.mean".to_string(), [1, arch.input_dim]), ("input.std".to_string(), [1, arch.input_dim])];
         for (l, s) in arch.layers.iter().enumerate() {
             let i = arch.layer_input(l);
             t.push((format!("layers.{l}.encoder"), [i, s.memory_d]));
@@ -497,24 +510,13 @@ impl Network {
             })
             .collect();
         let n_layers = arch.layers.len();
-        let widest = arch
-            .layers
-            .iter()
-            .map(|l| l.units.max(l.memory_d * l.order))
-            .max()
-            .unwrap_or(0)
-            .max(arch.input_dim);
+        let widest = arch.layers.iter().map(|l| l.units.max(l.memory_d * l.order)).max().unwrap_or(0).max(arch.input_dim);
         Self {
             input: vec![0.0; arch.input_dim],
             level_in: vec![0.0; arch.input_dim],
             change_in: vec![0.0; arch.input_dim],
             logits: vec![0.0; arch.classes],
-            stats: StepStats {
-                spikes: vec![0.0; n_layers],
-                active: vec![0; n_layers],
-                memory_events: vec![0; n_layers],
-                ..Default::default()
-            },
+            stats: StepStats { spikes: vec![0.0; n_layers], active: vec![0; n_layers], memory_events: vec![0; n_layers], ..Default::default() },
             ev_rows: vec![0; widest],
             ev_coef: vec![0.0; widest],
             layers,
@@ -846,18 +848,11 @@ pub fn memory_convolve(u: &Array2<f32>, h: &[f32], q: usize) -> Array2<f32> {
 /// Whole-clip forward pass (see module docs). Shared by training and the parity tests.
 /// In spiking mode the delta codings of the architecture apply: the coded values are what
 /// the next products see (the backward pass treats the coding as exact).
-pub fn forward_sequence(
-    arch: &Architecture,
-    w: &Weights,
-    frames: &[f32],
-    mode: Mode,
-    v0: Option<&[Vec<f32>]>,
-) -> SequenceTrace {
+pub fn forward_sequence(arch: &Architecture, w: &Weights, frames: &[f32], mode: Mode, v0: Option<&[Vec<f32>]>) -> SequenceTrace {
     let d_in = arch.input_dim;
     let t_len = frames.len() / d_in;
     let coded = mode == Mode::Spiking;
-    let mut input = Array2::from_shape_vec((t_len, d_in), frames[..t_len * d_in].to_vec())
-        .expect("length checked above");
+    let mut input = Array2::from_shape_vec((t_len, d_in), frames[..t_len * d_in].to_vec()).expect("length checked above");
     let in_delta = if coded { arch.input_delta } else { 0.0 };
     for mut row in input.rows_mut() {
         for ((x, m), s) in row.iter_mut().zip(&w.input_mean).zip(&w.input_std) {

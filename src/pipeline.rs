@@ -49,14 +49,7 @@ impl Pipeline {
     pub fn new(model: &Model) -> Self {
         let frontend = model.frontend();
         let frame_seconds = frontend.config().frame_seconds();
-        Self {
-            frame: vec![0.0; frontend.n_mels()],
-            frontend,
-            network: model.network(),
-            detector: model.detector(),
-            frames: 0,
-            frame_seconds,
-        }
+        Self { frame: vec![0.0; frontend.n_mels()], frontend, network: model.network(), detector: model.detector(), frames: 0, frame_seconds }
     }
 
     pub fn sample_rate(&self) -> u32 {

@@ -175,20 +175,13 @@ impl Listener {
                         return v;
                     }
                 }
-                Err(_) => panic!(
-                    "no {what} within {secs} s; last lines: {:?}",
-                    &self.seen[self.seen.len().saturating_sub(3)..]
-                ),
+                Err(_) => panic!("no {what} within {secs} s; last lines: {:?}", &self.seen[self.seen.len().saturating_sub(3)..]),
             }
         }
     }
 
     fn frames(&self) -> Vec<(f64, f64)> {
-        self.seen
-            .iter()
-            .filter(|v| v.get("frame").is_some())
-            .map(|v| (v["wall"].as_f64().unwrap(), v["energy"].as_f64().unwrap()))
-            .collect()
+        self.seen.iter().filter(|v| v.get("frame").is_some()).map(|v| (v["wall"].as_f64().unwrap(), v["energy"].as_f64().unwrap())).collect()
     }
 }
 

@@ -107,12 +107,7 @@ struct AppProc {
 impl AppProc {
     fn start(display: &str, args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> AppProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikeword"));
-        cmd.args(args)
-            .env("DISPLAY", display)
-            .env_remove("WAYLAND_DISPLAY")
-            .env("SPIKEWORD_APP_STATS", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args(args).env("DISPLAY", display).env_remove("WAYLAND_DISPLAY").env("SPIKEWORD_APP_STATS", "1").stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -285,9 +280,7 @@ fn a_broken_file_is_reported_in_the_window_and_a_good_one_then_plays() {
         && xdotool(&x.display, &["key", "Return"]);
     assert!(typed, "xdotool failed");
     let before = later["frames"].as_u64().unwrap();
-    let playing = app.until(60.0, "frames from the good file", |v| {
-        v["source_ok"] == true && v["frames"].as_u64().is_some_and(|f| f >= before + 200)
-    });
+    let playing = app.until(60.0, "frames from the good file", |v| v["source_ok"] == true && v["frames"].as_u64().is_some_and(|f| f >= before + 200));
     assert_eq!(playing["source_error"], Value::Null, "{playing}");
     assert_eq!(playing["frames_dropped"], 0, "{playing}");
 }

@@ -69,12 +69,7 @@ fn bad_inputs_give_clear_errors_not_panics() {
 #[test]
 fn missing_default_model_is_explained() {
     let dir = tempfile::tempdir().unwrap();
-    let out = spikeword()
-        .current_dir(dir.path())
-        .env("SPIKEWORD_MODEL", dir.path().join("none.safetensors"))
-        .args(["info"])
-        .output()
-        .unwrap();
+    let out = spikeword().current_dir(dir.path()).env("SPIKEWORD_MODEL", dir.path().join("none.safetensors")).args(["info"]).output().unwrap();
     // Either the shipped model is found via the source tree, or the message explains.
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -202,12 +197,29 @@ fn calibrate_and_listen_refuse_a_reseed_level_that_is_not_a_probability() {
     let model_path = dir.path().join("m.safetensors");
     small_model(4).save(&model_path).unwrap();
     let out_path = dir.path().join("out.safetensors");
-    let out = spikeword().arg("calibrate").arg("--model").arg(&model_path).arg("--data").arg(dir.path()).arg("--out").arg(&out_path).arg("--reseed-level=-0.5").output().unwrap();
+    let out = spikeword()
+        .arg("calibrate")
+        .arg("--model")
+        .arg(&model_path)
+        .arg("--data")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out_path)
+        .arg("--reseed-level=-0.5")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--reseed-level") && err.contains("reseed_level -0.5"), "{err}");
     assert!(!out_path.exists(), "a refused calibration wrote a model");
-    let out = spikeword().args(["listen", "--input"]).arg(asset("yes_0cb74144.flac")).arg("--model").arg(&model_path).args(["--reseed-level", "1.5"]).output().unwrap();
+    let out = spikeword()
+        .args(["listen", "--input"])
+        .arg(asset("yes_0cb74144.flac"))
+        .arg("--model")
+        .arg(&model_path)
+        .args(["--reseed-level", "1.5"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--reseed-level 1.5") && err.contains("0..=1"), "{err}");

@@ -76,12 +76,8 @@ fn the_streaming_benchmark_counts_every_trial_and_hour() {
     let r = benchmark(&model, &c, &opt).unwrap();
     assert_eq!(r.results.len(), 2, "spiking and its twin");
     let negative_files = c.negatives.iter().filter(|n| n.part == Part::Test).count();
-    let seconds: f64 = c
-        .negatives
-        .iter()
-        .filter(|n| n.part == Part::Test)
-        .map(|n| spikeword::audio::load_resampled(&n.path, 16_000).unwrap().len() as f64 / 16_000.0)
-        .sum();
+    let seconds: f64 =
+        c.negatives.iter().filter(|n| n.part == Part::Test).map(|n| spikeword::audio::load_resampled(&n.path, 16_000).unwrap().len() as f64 / 16_000.0).sum();
     for m in &r.results {
         assert_eq!(m.clean.clips, 4);
         assert_eq!(m.noisy[0].1.clips, 4);
@@ -127,7 +123,14 @@ fn back_to_back_with_everything_reset_is_the_fresh_trials_again() {
     let (mut caught_somewhere, mut caught_in_noise_somewhere) = (0, 0);
     for threshold in [0.5, 0.9, 0.99, 0.999] {
         let run = |reset| {
-            let opt = BenchmarkOptions { snr_db: vec![10.0], threshold: Some(threshold), dense_twin: false, seed: 1, back_to_back: Some(reset), ..Default::default() };
+            let opt = BenchmarkOptions {
+                snr_db: vec![10.0],
+                threshold: Some(threshold),
+                dense_twin: false,
+                seed: 1,
+                back_to_back: Some(reset),
+                ..Default::default()
+            };
             benchmark(&model, &c, &opt).unwrap().results.remove(0)
         };
         // Resetting the whole pipeline before each clip makes each back-to-back trial the
@@ -306,7 +309,11 @@ fn eval_stream_takes_the_dev_part_from_the_model_s_own_split() {
     data_folder(dir.path());
     // Speakers that train at the default split and are dev at 30%.
     let wide = Split { dev_percent: 30 };
-    let moved: Vec<String> = (0u64..).map(|i| format!("{:08x}", i.wrapping_mul(40503) % 0xffff_ffff)).filter(|s| part_of(s) == Part::Train && wide.part_of(s) == Part::Dev).take(2).collect();
+    let moved: Vec<String> = (0u64..)
+        .map(|i| format!("{:08x}", i.wrapping_mul(40503) % 0xffff_ffff))
+        .filter(|s| part_of(s) == Part::Train && wide.part_of(s) == Part::Dev)
+        .take(2)
+        .collect();
     for s in &moved {
         copy("yes_0cb74144.flac", &dir.path().join("speech_commands_v2_test_a").join("yes").join(format!("{s}_nohash_0.flac")));
     }

@@ -85,11 +85,7 @@ fn the_hand_made_files_give_errors_that_name_file_and_problem() {
     // 200 KB that a 1 Hz header turns into 28 hours of audio.
     std::fs::write(&rate1, wav_with(1, 1, 16, None, &vec![7u8; 200_000])).unwrap();
     for (path, rate) in [(&rate0, 0), (&rate1, 1)] {
-        for e in [
-            AudioStream::open(path).err().unwrap(),
-            audio::load_resampled(path, 16_000).unwrap_err(),
-            audio::decode_file(path).unwrap_err(),
-        ] {
+        for e in [AudioStream::open(path).err().unwrap(), audio::load_resampled(path, 16_000).unwrap_err(), audio::decode_file(path).unwrap_err()] {
             assert!(matches!(e, AudioError::BadHeader { .. }), "{e}");
             let text = e.to_string();
             assert!(text.contains(&path.display().to_string()), "{text}");

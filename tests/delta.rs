@@ -3,9 +3,7 @@
 //! and that a frame in which nothing changed costs (almost) nothing.
 
 use rand::{Rng, SeedableRng};
-use spikeword::network::{
-    delta_code, delta_level, forward_sequence, Architecture, LayerSpec, Mode, Network, Weights, RESYNC_FRAMES,
-};
+use spikeword::network::{delta_code, delta_level, forward_sequence, Architecture, LayerSpec, Mode, Network, Weights, RESYNC_FRAMES};
 
 const IN: usize = 40;
 
@@ -117,11 +115,8 @@ fn streaming_step_matches_the_whole_sequence_with_delta_coding_on() {
     }
     assert!(same as f64 >= 0.995 * total as f64, "only {same}/{total} spike counts identical");
     assert!(spikes > 1000.0, "the test network must spike ({spikes})");
-    let close = logits
-        .iter()
-        .enumerate()
-        .filter(|(t, row)| row.iter().enumerate().all(|(c, &z)| (z - seq.logits[[*t, c]]).abs() <= 1e-3 * (1.0 + z.abs())))
-        .count();
+    let close =
+        logits.iter().enumerate().filter(|(t, row)| row.iter().enumerate().all(|(c, &z)| (z - seq.logits[[*t, c]]).abs() <= 1e-3 * (1.0 + z.abs()))).count();
     assert!(close as f64 >= 0.95 * t_len as f64, "logits matched on {close}/{t_len} frames");
     // And the coding changes the computation: the uncoded network differs.
     let exact = forward_sequence(&arch(0.0, [0.0, 0.0]), &w, &x, Mode::Spiking, None);
@@ -181,10 +176,8 @@ fn a_silent_input_costs_almost_no_work() {
             assert!(st.total().ops() * 10 < st.total().dense_macs);
             continue;
         }
-        let quiet = st.total().ops() <= IN as u64
-            && st.memory_update.macs == 0
-            && st.memory_events.iter().all(|&e| e == 0)
-            && st.spikes.iter().all(|&s| s == 0.0);
+        let quiet =
+            st.total().ops() <= IN as u64 && st.memory_update.macs == 0 && st.memory_events.iter().all(|&e| e == 0) && st.spikes.iter().all(|&s| s == 0.0);
         if quiet && settled_at.is_none() {
             settled_at = Some(t);
         }

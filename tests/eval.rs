@@ -66,8 +66,7 @@ fn held_out_filter_keeps_only_speakers_training_never_saw() {
 #[test]
 fn threshold_sweep_follows_the_detector_rule() {
     // Keyword 0 is likely at frames 10..20 and 150..160.
-    let trace: Vec<(u16, f32)> =
-        (0..300).map(|i| (0u16, if (10..20).contains(&i) || (150..160).contains(&i) { 0.9 } else { 0.2 })).collect();
+    let trace: Vec<(u16, f32)> = (0..300).map(|i| (0u16, if (10..20).contains(&i) || (150..160).contains(&i) { 0.9 } else { 0.2 })).collect();
     assert_eq!(simulate(&trace, 0.5, 100).iter().map(|e| e.0).collect::<Vec<_>>(), vec![10, 150]);
     assert_eq!(simulate(&trace, 0.5, 200).len(), 1);
     assert!(simulate(&trace, 0.95, 100).is_empty());

@@ -26,20 +26,13 @@ fn a_pure_tone_lands_in_its_mel_band() {
     let cfg = FrontEndConfig::default();
     let centres = mel_centres(&cfg);
     for freq in [300.0f32, 1000.0, 2500.0, 6000.0] {
-        let tone: Vec<f32> =
-            (0..16_000).map(|i| 0.5 * (2.0 * std::f32::consts::PI * freq * i as f32 / 16_000.0).sin()).collect();
+        let tone: Vec<f32> = (0..16_000).map(|i| 0.5 * (2.0 * std::f32::consts::PI * freq * i as f32 / 16_000.0).sin()).collect();
         let mut fe = FrontEnd::new(cfg.clone()).unwrap();
         let frames = fe.frames_of(&tone);
         let last = &frames[frames.len() - 40..];
         let loudest = (0..40).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();
-        let nearest = (0..40)
-            .min_by(|&a, &b| (centres[a] - freq).abs().total_cmp(&(centres[b] - freq).abs()))
-            .unwrap();
-        assert!(
-            (loudest as i32 - nearest as i32).abs() <= 1,
-            "{freq} Hz peaked in band {loudest} (centre {} Hz), expected band {nearest}",
-            centres[loudest]
-        );
+        let nearest = (0..40).min_by(|&a, &b| (centres[a] - freq).abs().total_cmp(&(centres[b] - freq).abs())).unwrap();
+        assert!((loudest as i32 - nearest as i32).abs() <= 1, "{freq} Hz peaked in band {loudest} (centre {} Hz), expected band {nearest}", centres[loudest]);
         // And it dominates: far bands are much quieter (log energies).
         let far = if nearest > 20 { 0 } else { 39 };
         assert!(last[loudest] - last[far] > 5.0);
@@ -57,7 +50,8 @@ fn bad_front_end_parameters_are_rejected() {
         assert!(FrontEnd::new(cfg).is_err(), "PCEN release {release} accepted");
     }
     for reseed_db in [-1.0, f32::NAN, 1e9] {
-        let cfg = FrontEndConfig { compression: Compression::Pcen(PcenConfig { reseed_frames: 20, reseed_db, ..Default::default() }), ..FrontEndConfig::default() };
+        let cfg =
+            FrontEndConfig { compression: Compression::Pcen(PcenConfig { reseed_frames: 20, reseed_db, ..Default::default() }), ..FrontEndConfig::default() };
         assert!(FrontEnd::new(cfg).is_err(), "PCEN reseed_db {reseed_db} accepted");
     }
 }
@@ -103,7 +97,11 @@ fn pcen_reseed_leaves_words_and_short_dips_alone() {
     let dips_end = audio.len() / 160;
     burst(&mut audio, &mut rng, 8_000, false);
     burst(&mut audio, &mut rng, 4_800, true);
-    let cfg = |reseed_frames| FrontEndConfig { log_floor: 1e-12, compression: Compression::Pcen(PcenConfig { reseed_frames, ..Default::default() }), ..Default::default() };
+    let cfg = |reseed_frames| FrontEndConfig {
+        log_floor: 1e-12,
+        compression: Compression::Pcen(PcenConfig { reseed_frames, ..Default::default() }),
+        ..Default::default()
+    };
     let plain = FrontEnd::new(cfg(0)).unwrap().frames_of(&audio);
     let reseeded = FrontEnd::new(cfg(20)).unwrap().frames_of(&audio);
     assert_eq!(plain[..dips_end * 40], reseeded[..dips_end * 40], "a 100 ms dip re-seeded the smoother");

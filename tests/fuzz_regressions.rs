@@ -19,11 +19,7 @@ fn files(target: &str) -> Vec<PathBuf> {
 }
 
 fn replay(target: &str) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_spikeword-fuzz"))
-        .args(["replay", "--target", target])
-        .args(files(target))
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spikeword-fuzz")).args(["replay", "--target", target]).args(files(target)).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     for l in &lines {

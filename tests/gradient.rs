@@ -1,8 +1,8 @@
 //! The hand-written backward pass against finite differences of the shared forward pass.
 
+use rand::{Rng, SeedableRng};
 use spikeword::network::{forward_sequence, Architecture, LayerSpec, Mode, Weights};
 use spikeword::train::grad::{backward, smoothed_cross_entropy};
-use rand::{Rng, SeedableRng};
 
 fn small_arch() -> Architecture {
     Architecture {

@@ -33,9 +33,7 @@ fn simd_and_portable_kernels_agree() {
             add_dense(&mut acc, &mat, &x);
             acc
         });
-        let reference: Vec<f64> = (0..width)
-            .map(|j| init[j] as f64 + (0..n).map(|i| x[i] as f64 * mat[i * width + j] as f64).sum::<f64>())
-            .collect();
+        let reference: Vec<f64> = (0..width).map(|j| init[j] as f64 + (0..n).map(|i| x[i] as f64 * mat[i * width + j] as f64).sum::<f64>()).collect();
         for j in 0..width {
             assert!((a[j] as f64 - reference[j]).abs() < 1e-4 && (b[j] as f64 - reference[j]).abs() < 1e-4, "dense width {width} col {j}");
         }

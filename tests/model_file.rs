@@ -46,10 +46,8 @@ fn rewrite(m: &Model, card: serde_json::Value, tensors: Option<Vec<RawTensor>>) 
             .map(|((n, v), (_, s))| (n, s.to_vec(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
             .collect()
     });
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
-        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        tensors.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
     let meta: HashMap<String, String> = [(METADATA_KEY.to_string(), card.to_string())].into();
     safetensors::tensor::serialize(views, &Some(meta)).unwrap()
 }

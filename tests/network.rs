@@ -74,11 +74,8 @@ fn streaming_step_equals_whole_sequence_computation() {
     assert!(same as f64 >= 0.995 * total as f64, "only {same}/{total} spike counts identical");
     let spikes: f32 = counts.iter().flatten().flatten().sum();
     assert!(spikes > 100.0, "the test network must actually spike ({spikes})");
-    let close = logits
-        .iter()
-        .enumerate()
-        .filter(|(t, row)| row.iter().enumerate().all(|(c, &z)| (z - seq.logits[[*t, c]]).abs() <= 1e-3 * (1.0 + z.abs())))
-        .count();
+    let close =
+        logits.iter().enumerate().filter(|(t, row)| row.iter().enumerate().all(|(c, &z)| (z - seq.logits[[*t, c]]).abs() <= 1e-3 * (1.0 + z.abs()))).count();
     assert!(close >= 110, "logits matched on {close}/120 frames");
 }
 

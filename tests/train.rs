@@ -5,6 +5,7 @@
 mod common;
 
 use common::asset;
+use rand::SeedableRng;
 use spikeword::audio::load_resampled;
 use spikeword::dataset::{label_index, SILENCE, UNKNOWN};
 use spikeword::features::FrontEnd;
@@ -13,7 +14,6 @@ use spikeword::network::{LayerSpec, Mode};
 use spikeword::train::compose::{compose, speech_span, ComposeConfig, HardOrigin, Pool, Said, Utterance};
 use spikeword::train::loss::Target;
 use spikeword::train::{make_examples, train, TrainConfig};
-use rand::SeedableRng;
 
 fn load(name: &str) -> Vec<f32> {
     load_resampled(&asset(name), 16_000).unwrap()
@@ -103,7 +103,10 @@ fn tiny_config(out: &std::path::Path) -> TrainConfig {
         batch: 8,
         lr: 5e-3,
         sequences_per_epoch: 32,
-        layers: vec![LayerSpec { memory_d: 8, order: 6, theta: 50.0, units: 32, memory_delta: 0.0 }, LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 24, memory_delta: 0.0 }],
+        layers: vec![
+            LayerSpec { memory_d: 8, order: 6, theta: 50.0, units: 32, memory_delta: 0.0 },
+            LayerSpec { memory_d: 4, order: 4, theta: 20.0, units: 24, memory_delta: 0.0 },
+        ],
         dense_epochs: 2,
         start_dt: 8.0,
         target_dt: 2.0,
@@ -137,11 +140,8 @@ fn training_lowers_the_loss_and_the_export_matches_inference() {
         let mut net = loaded.network();
         let streamed: Vec<Vec<f32>> = ex.features.chunks(40).map(|f| net.step(f).to_vec()).collect();
         let seq = model.network().forward_sequence(&ex.features, Mode::Spiking, None).logits;
-        let matching = streamed
-            .iter()
-            .enumerate()
-            .filter(|(t, row)| row.iter().enumerate().all(|(c, &z)| (z - seq[[*t, c]]).abs() <= 1e-3 * (1.0 + z.abs())))
-            .count();
+        let matching =
+            streamed.iter().enumerate().filter(|(t, row)| row.iter().enumerate().all(|(c, &z)| (z - seq[[*t, c]]).abs() <= 1e-3 * (1.0 + z.abs()))).count();
         assert!(matching * 100 >= 95 * streamed.len(), "{matching}/{} frames match", streamed.len());
     }
     // Features of a composed sequence are what the front end computes of its audio.

@@ -97,11 +97,7 @@ pub fn run_app(opts: AppOptions) -> Result<()> {
             Ok(Box::new(App { worker, state, spec: None, rasters: Vec::new(), stats: stats.then(StatsLog::new) }))
         }),
     )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the window: {e}. Without a display, use `spikeword listen --mic` (headless) instead."
-        )
-    })
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}. Without a display, use `spikeword listen --mic` (headless) instead."))
 }
 
 /// With SPIKEWORD_APP_STATS set, one JSON line a second on stderr: repaint rate, frames,
@@ -178,10 +174,7 @@ impl App {
     fn open_dialog(&self) {
         let loader = self.worker.loader();
         let _ = std::thread::Builder::new().name("file-dialog".into()).spawn(move || {
-            let picked = rfd::FileDialog::new()
-                .set_title("Open a spikeword model")
-                .add_filter("spikeword model", &["safetensors"])
-                .pick_file();
+            let picked = rfd::FileDialog::new().set_title("Open a spikeword model").add_filter("spikeword model", &["safetensors"]).pick_file();
             match picked {
                 Some(path) => loader.load(path),
                 // Cancelled, or no dialog could be shown (no desktop portal on the session bus).
@@ -345,16 +338,10 @@ pub fn listen_mic(
                     out.flush()?;
                     anyhow::bail!("audio input failed: {error}");
                 }
-                worker::Event::Source(worker::SourceState::Stalled { device, seconds }) => writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"event": "stalled", "device": device, "seconds": seconds, "wall": wall()})
-                )?,
-                worker::Event::FirstAudio(d) => writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"event": "first_audio", "after_s": d.as_secs_f64(), "wall": wall()})
-                )?,
+                worker::Event::Source(worker::SourceState::Stalled { device, seconds }) => {
+                    writeln!(out, "{}", serde_json::json!({"event": "stalled", "device": device, "seconds": seconds, "wall": wall()}))?
+                }
+                worker::Event::FirstAudio(d) => writeln!(out, "{}", serde_json::json!({"event": "first_audio", "after_s": d.as_secs_f64(), "wall": wall()}))?,
                 _ => {}
             }
         }
@@ -364,24 +351,17 @@ pub fn listen_mic(
                 if frames {
                     let energy = f.features.iter().sum::<f32>() / f.features.len().max(1) as f32;
                     // The most probable keyword and its smoothed probability, whatever the threshold.
-                    let (top, p) = labels
-                        .iter()
-                        .zip(&f.probs)
-                        .filter(|(l, _)| crate::detect::is_keyword(l))
-                        .fold(("", 0.0f32), |b, (l, &p)| if p > b.1 { (l.as_str(), p) } else { b });
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"frame": f.index, "time": f.time, "energy": energy, "top": top, "p": p, "wall": wall()})
-                    )?;
+                    let (top, p) =
+                        labels
+                            .iter()
+                            .zip(&f.probs)
+                            .filter(|(l, _)| crate::detect::is_keyword(l))
+                            .fold(("", 0.0f32), |b, (l, &p)| if p > b.1 { (l.as_str(), p) } else { b });
+                    writeln!(out, "{}", serde_json::json!({"frame": f.index, "time": f.time, "energy": energy, "top": top, "p": p, "wall": wall()}))?;
                 }
                 if let Some(d) = f.detection {
                     n_det += 1;
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"time": d.time, "keyword": d.keyword, "score": d.score, "wall": wall()})
-                    )?;
+                    writeln!(out, "{}", serde_json::json!({"time": d.time, "keyword": d.keyword, "score": d.score, "wall": wall()}))?;
                 }
                 out.flush()?;
             }

@@ -43,9 +43,7 @@ fn source_line(state: &Dashboard) -> (String, Color32) {
     match &state.source {
         None => ("starting…".into(), WARN),
         Some(SourceState::NoModel) => ("no model loaded: open one on the left".into(), WARN),
-        Some(SourceState::Opening(Source::Mic(d))) => {
-            (format!("opening microphone {}…", d.as_deref().unwrap_or("(default)")), WARN)
-        }
+        Some(SourceState::Opening(Source::Mic(d))) => (format!("opening microphone {}…", d.as_deref().unwrap_or("(default)")), WARN),
         Some(SourceState::Opening(Source::File { path, .. })) => (format!("opening {}…", path.display()), WARN),
         Some(SourceState::Mic(i)) => {
             let wait = match state.first_audio {
@@ -68,9 +66,7 @@ fn source_line(state: &Dashboard) -> (String, Color32) {
         ),
         Some(SourceState::Failed { source: Source::Mic(_), .. }) => ("microphone: not available".into(), BAD),
         Some(SourceState::Failed { source: Source::File { path, .. }, .. }) => (format!("file {}: not playable", path.display()), BAD),
-        Some(SourceState::Stalled { device, seconds }) => {
-            (format!("{device} delivered no audio for {seconds:.0} s (unplugged or suspended?)"), WARN)
-        }
+        Some(SourceState::Stalled { device, seconds }) => (format!("{device} delivered no audio for {seconds:.0} s (unplugged or suspended?)"), WARN),
     }
 }
 
@@ -93,13 +89,9 @@ pub fn header(ui: &mut egui::Ui, state: &Dashboard, dropped: (u64, u64), now: In
             chip(ui, mode.into(), col);
             if let Some((level, kw, score)) = flash {
                 let c = color_for(state.keywords().position(|(_, l)| l == kw).unwrap_or(0));
-                egui::Frame::new()
-                    .fill(c.gamma_multiply(0.25 + 0.6 * level))
-                    .corner_radius(6.0)
-                    .inner_margin(egui::Margin::symmetric(14, 2))
-                    .show(ui, |ui| {
-                        ui.label(RichText::new(format!("“{kw}”  {score:.2}")).size(18.0).strong().color(Color32::WHITE));
-                    });
+                egui::Frame::new().fill(c.gamma_multiply(0.25 + 0.6 * level)).corner_radius(6.0).inner_margin(egui::Margin::symmetric(14, 2)).show(ui, |ui| {
+                    ui.label(RichText::new(format!("“{kw}”  {score:.2}")).size(18.0).strong().color(Color32::WHITE));
+                });
             }
         });
     });
@@ -406,21 +398,27 @@ pub fn spike_stats(ui: &mut egui::Ui, state: &Dashboard) {
     let (ops, macs) = state.ops_per_second();
     ui.add_space(4.0);
     let kind = if state.window_is_spiking() { "spike-driven" } else { "(twin: every input row)" };
-    ui.add(egui::Label::new(format!(
-        "synaptic ops: {}op/s {kind} vs {}MAC/s dense ({:.1} %)",
-        si(ops),
-        si(macs),
-        if macs > 0.0 { 100.0 * ops / macs } else { 0.0 }
-    )).wrap());
+    ui.add(
+        egui::Label::new(format!(
+            "synaptic ops: {}op/s {kind} vs {}MAC/s dense ({:.1} %)",
+            si(ops),
+            si(macs),
+            if macs > 0.0 { 100.0 * ops / macs } else { 0.0 }
+        ))
+        .wrap(),
+    );
     let (adds, mults, dense) = state.network_ops_per_frame();
-    ui.add(egui::Label::new(format!(
-        "whole network per frame: {} adds + {} multiplies vs {} dense MACs ({:.1} %); input events {:.1}/frame",
-        si(adds),
-        si(mults),
-        si(dense),
-        if dense > 0.0 { 100.0 * (adds + mults) / dense } else { 0.0 },
-        state.input_events_per_frame()
-    )).wrap());
+    ui.add(
+        egui::Label::new(format!(
+            "whole network per frame: {} adds + {} multiplies vs {} dense MACs ({:.1} %); input events {:.1}/frame",
+            si(adds),
+            si(mults),
+            si(dense),
+            if dense > 0.0 { 100.0 * (adds + mults) / dense } else { 0.0 },
+            state.input_events_per_frame()
+        ))
+        .wrap(),
+    );
 }
 
 /// Per-stage latency, real-time factor, delivery delay, drops.
@@ -450,14 +448,7 @@ pub fn performance(ui: &mut egui::Ui, state: &Dashboard, dropped: (u64, u64), fr
 }
 
 /// The central area: probabilities on top, then the signals and numbers.
-pub fn central(
-    ui: &mut egui::Ui,
-    state: &Dashboard,
-    spec: &Option<TextureHandle>,
-    rasters: &[Option<TextureHandle>],
-    dropped: (u64, u64),
-    frames: u64,
-) {
+pub fn central(ui: &mut egui::Ui, state: &Dashboard, spec: &Option<TextureHandle>, rasters: &[Option<TextureHandle>], dropped: (u64, u64), frames: u64) {
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("keyword probabilities, dashed: thresholds").strong());
         ui.add_space(8.0);

@@ -25,14 +25,8 @@ pub fn color_for(i: usize) -> Color32 {
 
 /// A perceptual dark-to-bright map (close to "inferno"), t in [0, 1].
 pub fn inferno(t: f32) -> Color32 {
-    const STOPS: [(f32, [u8; 3]); 6] = [
-        (0.0, [8, 6, 24]),
-        (0.2, [50, 10, 94]),
-        (0.4, [120, 28, 109]),
-        (0.6, [188, 55, 84]),
-        (0.8, [237, 121, 32]),
-        (1.0, [252, 236, 150]),
-    ];
+    const STOPS: [(f32, [u8; 3]); 6] =
+        [(0.0, [8, 6, 24]), (0.2, [50, 10, 94]), (0.4, [120, 28, 109]), (0.6, [188, 55, 84]), (0.8, [237, 121, 32]), (1.0, [252, 236, 150])];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(STOPS.len() - 1).max(1);
     let (t0, c0) = STOPS[k - 1];

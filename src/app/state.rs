@@ -463,11 +463,7 @@ impl Dashboard {
     pub fn stage_latency_us(&self) -> Vec<(f64, f64)> {
         let mut out = Vec::with_capacity(STAGES.len());
         for s in 0..STAGES.len() {
-            let mut v: Vec<f64> = self
-                .costs
-                .iter()
-                .map(|c| if s < 4 { c.stage_ns[s] } else { c.stage_ns.iter().sum() } as f64 / 1000.0)
-                .collect();
+            let mut v: Vec<f64> = self.costs.iter().map(|c| if s < 4 { c.stage_ns[s] } else { c.stage_ns.iter().sum() } as f64 / 1000.0).collect();
             out.push(median_p99(&mut v));
         }
         out

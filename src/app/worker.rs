@@ -60,7 +60,10 @@ pub enum Command {
     /// A model already loaded (off this thread); replaces the running one.
     SwapModel(Box<Model>, PathBuf),
     /// Save the last `seconds` of audio (at the model's rate) as a WAV file.
-    Record { path: PathBuf, seconds: f32 },
+    Record {
+        path: PathBuf,
+        seconds: f32,
+    },
     /// Panics inside the worker: exercises its supervision (tests; no UI sends it).
     #[doc(hidden)]
     InjectPanic(String),
@@ -73,11 +76,21 @@ pub enum SourceState {
     Opening(Source),
     Mic(CaptureInfo),
     /// `seconds`: the length the header states, when it states one.
-    File { path: PathBuf, seconds: Option<f64>, rate: u32 },
+    File {
+        path: PathBuf,
+        seconds: Option<f64>,
+        rate: u32,
+    },
     /// Capture failed or the device went away; `Retry` or another source recovers.
-    Failed { source: Source, error: String },
+    Failed {
+        source: Source,
+        error: String,
+    },
     /// The device is open but has delivered nothing for a while.
-    Stalled { device: String, seconds: f64 },
+    Stalled {
+        device: String,
+        seconds: f64,
+    },
     /// Nothing runs until a model is loaded.
     NoModel,
 }
@@ -87,8 +100,15 @@ pub enum Event {
     /// The audio arrived: time from opening to the first callback.
     FirstAudio(Duration),
     /// A model now runs; its frames carry `gen`.
-    Model { card: Box<ModelCard>, path: PathBuf, gen: u32 },
-    ModelError { path: PathBuf, error: String },
+    Model {
+        card: Box<ModelCard>,
+        path: PathBuf,
+        gen: u32,
+    },
+    ModelError {
+        path: PathBuf,
+        error: String,
+    },
     /// The thresholds the running detector holds, one per label (infinite for non-keywords).
     Thresholds(Vec<f32>),
     /// The restart level the running detector holds.
@@ -609,11 +629,7 @@ impl Worker {
     fn sync_capture_counters(&mut self) {
         let Some(c) = &self.capture else { return };
         let k = &c.counters;
-        let now = (
-            k.dropped_chunks.load(Ordering::Relaxed),
-            k.dropped_frames.load(Ordering::Relaxed),
-            k.frames.load(Ordering::Relaxed),
-        );
+        let now = (k.dropped_chunks.load(Ordering::Relaxed), k.dropped_frames.load(Ordering::Relaxed), k.frames.load(Ordering::Relaxed));
         let t = &self.counters;
         t.capture_dropped_chunks.fetch_add(now.0 - self.seen_dropped.0, Ordering::Relaxed);
         t.capture_dropped_frames.fetch_add(now.1 - self.seen_dropped.1, Ordering::Relaxed);
@@ -732,9 +748,7 @@ impl Worker {
                 Err("nothing recorded yet".to_string())
             } else {
                 // Report the full path: a relative one depends on where the app was started.
-                audio::write_wav(&path, &samples, rate)
-                    .map(|_| std::fs::canonicalize(&path).unwrap_or(path))
-                    .map_err(|e| e.to_string())
+                audio::write_wav(&path, &samples, rate).map(|_| std::fs::canonicalize(&path).unwrap_or(path)).map_err(|e| e.to_string())
             };
             let _ = ev.send(Event::Recorded(r));
         });

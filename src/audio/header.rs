@@ -28,8 +28,7 @@ const MAX_ELEMENTS: usize = 4096;
 /// Largest metadata element read into memory to check its inner lengths (FLAC's limit).
 const MAX_ELEMENT_BYTES: u64 = 16 << 20;
 /// The second byte of every MPEG audio sync word symphonia's probe accepts (layers 1-3).
-const MPEG_SYNC: [u8; 18] =
-    [0xfe, 0xff, 0xf6, 0xf7, 0xe6, 0xe7, 0xfc, 0xfd, 0xf4, 0xf5, 0xe4, 0xe5, 0xfa, 0xfb, 0xf2, 0xf3, 0xe2, 0xe3];
+const MPEG_SYNC: [u8; 18] = [0xfe, 0xff, 0xf6, 0xf7, 0xe6, 0xe7, 0xfc, 0xfd, 0xf4, 0xf5, 0xe4, 0xe5, 0xfa, 0xfb, 0xf2, 0xf3, 0xe2, 0xe3];
 
 /// Checks the file `r` (of `len` bytes) the way symphonia will read it. `Err` is the problem
 /// in words; I/O failures are reported as problems too (the file is then unreadable anyway).
@@ -227,11 +226,7 @@ fn wav<R: Read + Seek>(src: &mut Src<R>, at: u64) -> Result<Claims, Problem> {
             return Ok(claims);
         }
         if len > src.left(body) {
-            return bad(format!(
-                "the '{}' chunk claims {len} bytes but only {} remain in the file",
-                printable(tag),
-                src.left(body)
-            ));
+            return bad(format!("the '{}' chunk claims {len} bytes but only {} remain in the file", printable(tag), src.left(body)));
         }
         if tag == b"fmt " {
             frame_bytes = Some(wav_fmt(src, body, len, &mut claims)?);

@@ -122,17 +122,11 @@ pub fn write_wav(path: &Path, samples: &[f32], rate: u32) -> Result<(), AudioErr
 
 /// Audio files directly under `dir` (by extension), sorted for reproducibility.
 pub fn audio_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_audio_path(p))
-        .collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_audio_path(p)).collect();
     v.sort();
     Ok(v)
 }
 
 pub fn is_audio_path(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("wav" | "flac" | "ogg" | "oga" | "mp3")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("wav" | "flac" | "ogg" | "oga" | "mp3"))
 }

@@ -84,9 +84,11 @@ impl StreamResampler {
             rest = &rest[take..];
             if self.filled == self.pending.len() {
                 self.filled = 0;
-                let (_, n) = inner
-                    .process_into_buffer(&[&self.pending], &mut self.out, None)
-                    .map_err(|e| AudioError::Resample { from: self.from, to: self.to, reason: e.to_string() })?;
+                let (_, n) = inner.process_into_buffer(&[&self.pending], &mut self.out, None).map_err(|e| AudioError::Resample {
+                    from: self.from,
+                    to: self.to,
+                    reason: e.to_string(),
+                })?;
                 on_out(&self.out[0][..n]);
             }
         }

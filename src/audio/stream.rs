@@ -118,17 +118,11 @@ impl AudioStream {
             hint.with_extension(ext);
         }
         let corrupt = |reason: String| AudioError::Corrupt { path: p(), reason };
-        let probed = guarded(|| {
-            symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
-        })
-        .map_err(corrupt)?
-        .map_err(|e| AudioError::Unsupported { path: p(), reason: e.to_string() })?;
+        let probed = guarded(|| symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()))
+            .map_err(corrupt)?
+            .map_err(|e| AudioError::Unsupported { path: p(), reason: e.to_string() })?;
         let format = probed.format;
-        let track = format
-            .tracks()
-            .iter()
-            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-            .ok_or_else(|| AudioError::NoTrack { path: p() })?;
+        let track = format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL).ok_or_else(|| AudioError::NoTrack { path: p() })?;
         let params = &track.codec_params;
         if let Some(rate) = params.sample_rate {
             check_rate(rate).map_err(|e| AudioError::BadHeader { path: p(), problem: e })?;
@@ -239,9 +233,7 @@ impl AudioStream {
                 continue;
             }
             let decoder = &mut self.decoder;
-            let decoded = match guarded(|| decoder.decode(&packet).map(|d| (*d.spec(), d.capacity(), d.frames())))
-                .map_err(|e| corrupt(&self.path, e))?
-            {
+            let decoded = match guarded(|| decoder.decode(&packet).map(|d| (*d.spec(), d.capacity(), d.frames()))).map_err(|e| corrupt(&self.path, e))? {
                 Ok(d) => d,
                 // A damaged packet: skip it, as players do.
                 Err(SymError::DecodeError(_)) => {

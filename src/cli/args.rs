@@ -251,7 +251,6 @@ pub enum DataCommand {
     },
 }
 
-
 /// `spikeword train`: the defaults are the shipped model's settings.
 #[derive(clap::Args)]
 pub struct TrainArgs {

@@ -2,8 +2,8 @@
 //! against its dense twin in the same run, and the arithmetic each does per frame.
 
 use super::load_model;
-use spikeword::audio::ResampledStream;
 use anyhow::{bail, Result};
+use spikeword::audio::ResampledStream;
 use spikeword::network::{Mode, OpCount};
 use spikeword::pipeline::{median_p99_us, Pipeline};
 use std::path::{Path, PathBuf};
@@ -26,8 +26,7 @@ pub fn test_signal(rate: u32, seconds: f32) -> Vec<f32> {
 }
 
 /// The speech and noise clips in `assets/` (the same mix `cargo bench` runs), about 7 s.
-pub const ASSET_MIX: [&str; 5] =
-    ["noise_pink_3s.flac", "yes_0cb74144.flac", "stop_0fa1e7a9.flac", "unknown_backward_0cb74144.flac", "go_0487ba9b.flac"];
+pub const ASSET_MIX: [&str; 5] = ["noise_pink_3s.flac", "yes_0cb74144.flac", "stop_0fa1e7a9.flac", "unknown_backward_0cb74144.flac", "go_0487ba9b.flac"];
 
 fn asset_mix(rate: u32) -> Option<Vec<f32>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
@@ -174,12 +173,14 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
     let (ts_m, ts_p) = median_p99_us(&s.total);
     let (td_m, td_p) = median_p99_us(&d.total);
     let rtf = |r: &Run| r.total.iter().sum::<u64>() as f64 / 1e9 / audio_s;
-    let per = |c: &OpCount| serde_json::json!({
-        "adds": c.adds as f64 / frames,
-        "multiplies": c.macs as f64 / frames,
-        "dense_macs": c.dense_macs as f64 / frames,
-        "ops_over_dense": c.ops() as f64 / (c.dense_macs as f64).max(1.0),
-    });
+    let per = |c: &OpCount| {
+        serde_json::json!({
+            "adds": c.adds as f64 / frames,
+            "multiplies": c.macs as f64 / frames,
+            "dense_macs": c.dense_macs as f64 / frames,
+            "ops_over_dense": c.ops() as f64 / (c.dense_macs as f64).max(1.0),
+        })
+    };
     let arch = p.network.architecture();
     let report = serde_json::json!({
         "audio": source,
@@ -208,11 +209,7 @@ pub fn bench(opt: &BenchOptions) -> Result<()> {
         return Ok(());
     }
     println!("{} frames ({:.1} s of {source}), one core, {} kernels", s.frontend.len(), audio_s, spikeword::kernels::kernel_name());
-    println!(
-        "delta steps: input {}, memory {:?}",
-        arch.input_delta,
-        arch.layers.iter().map(|l| l.memory_delta).collect::<Vec<_>>()
-    );
+    println!("delta steps: input {}, memory {:?}", arch.input_delta, arch.layers.iter().map(|l| l.memory_delta).collect::<Vec<_>>());
     println!("{:<34}{:>12}{:>12}", "stage (per frame)", "median us", "p99 us");
     for (name, m, q) in [
         ("front end", fe_m, fe_p),

@@ -27,7 +27,6 @@ pub fn load_model(explicit: Option<&Path>) -> Result<Model> {
     Ok(load_resolved(explicit)?.1)
 }
 
-
 /// Sets `a.b.c=JSON` paths in any serialisable configuration (values that are not valid
 /// JSON are taken as strings); unknown paths are errors, so a typo never goes unnoticed.
 pub fn apply_overrides<T: serde::Serialize + serde::de::DeserializeOwned>(cfg: &T, overrides: &[String]) -> Result<T> {

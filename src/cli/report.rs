@@ -27,10 +27,7 @@ pub fn print_class_report(r: &spikeword::eval::ClassReport) {
     );
     println!("{:<11}{:>10}{:>10}{:>12}{:>12}", "class", "precision", "recall", "prec.dense", "rec.dense");
     for (i, c) in r.classes.iter().enumerate() {
-        println!(
-            "{c:<11}{:>10.3}{:>10.3}{:>12.3}{:>12.3}",
-            r.precision[i], r.recall[i], r.precision_dense[i], r.recall_dense[i]
-        );
+        println!("{c:<11}{:>10.3}{:>10.3}{:>12.3}{:>12.3}", r.precision[i], r.recall[i], r.precision_dense[i], r.recall_dense[i]);
     }
     println!("confusion (rows: true, columns: predicted, spiking):");
     print!("{:<11}", "");
@@ -58,10 +55,7 @@ pub fn print_energy(e: &spikeword::energy::EnergyReport) {
         e.spikes_per_frame.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", "),
         e.active_fraction.iter().map(|s| format!("{:.1}%", 100.0 * s)).collect::<Vec<_>>().join(", ")
     );
-    println!(
-        "bits per activity {:.2}; significant bits per weight multiply {:.2}",
-        e.bits_per_activity, e.significant_bits_per_multiply
-    );
+    println!("bits per activity {:.2}; significant bits per weight multiply {:.2}", e.bits_per_activity, e.significant_bits_per_multiply);
     println!(
         "memory events per frame per layer: {} ({}); input events per frame: {:.1}",
         e.memory_events_per_frame.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", "),
@@ -122,11 +116,7 @@ pub fn print_card(path: &Path, m: &Model) {
     if a.input_delta > 0.0 {
         println!("input      delta-coded in spiking mode, step {} (normalised {compression} mel)", a.input_delta);
     }
-    let overrides = if c.detection.thresholds.is_empty() {
-        " for every keyword".to_string()
-    } else {
-        format!(" (overrides: {:?})", c.detection.thresholds)
-    };
+    let overrides = if c.detection.thresholds.is_empty() { " for every keyword".to_string() } else { format!(" (overrides: {:?})", c.detection.thresholds) };
     let reseed = match c.detection.reseed_level {
         l if l > 0.0 => format!(", front end's smoothed energy restarted a refractory time after a keyword reaches {l}"),
         _ => String::new(),
@@ -142,7 +132,6 @@ pub fn print_card(path: &Path, m: &Model) {
         println!("provenance {}", serde_json::to_string_pretty(&c.provenance).unwrap_or_default());
     }
 }
-
 
 pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     println!("{:?} part; thresholds: {}", r.part, r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
@@ -209,7 +198,12 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             println!("    ... and {} more (all in the JSON report)", events.len() - MAX_LISTED_FALSE_ALARMS);
         }
         if m.in_sentence.clips > 0 {
-            println!("keywords said inside held-out sentences detected: {:.1}% ({} of {})", 100.0 * m.in_sentence.recall, m.in_sentence.caught, m.in_sentence.clips);
+            println!(
+                "keywords said inside held-out sentences detected: {:.1}% ({} of {})",
+                100.0 * m.in_sentence.recall,
+                m.in_sentence.caught,
+                m.in_sentence.clips
+            );
         }
         for a in &m.recall_at {
             match a.threshold {

@@ -71,12 +71,8 @@ pub fn tail_threshold(grid: &[f32], counts: &[usize], hours: f64, per_hour: f64)
     let logit = |t: f32| (t as f64 / (1.0 - t as f64)).ln();
     // The tail: thresholds where 2..=TAIL_MAX false alarms remain (one is pure chance).
     const TAIL_MAX: usize = 40;
-    let pts: Vec<(f64, f64, f64)> = grid
-        .iter()
-        .zip(counts)
-        .filter(|(&t, &c)| (2..=TAIL_MAX).contains(&c) && t < 1.0)
-        .map(|(&t, &c)| (logit(t), (c as f64).ln(), c as f64))
-        .collect();
+    let pts: Vec<(f64, f64, f64)> =
+        grid.iter().zip(counts).filter(|(&t, &c)| (2..=TAIL_MAX).contains(&c) && t < 1.0).map(|(&t, &c)| (logit(t), (c as f64).ln(), c as f64)).collect();
     let distinct = pts.windows(2).filter(|w| w[0].1 != w[1].1).count() + 1;
     if pts.len() < 3 || distinct < 3 {
         return KeywordCalibration { observed, extrapolated: None, slope: None };
@@ -134,7 +130,8 @@ pub fn calibrate(model: &Model, corpus: &Corpus, parts: &[Part], per_keyword_per
             .collect();
         per_keyword.insert(label.clone(), tail_threshold(&grid, &counts, hours, per_keyword_per_hour));
     }
-    let all: Vec<usize> = grid.iter().map(|&t| sc.fa_per_hour(&negatives, &|c: u16| if is_keyword(&labels[c as usize]) { t } else { f32::INFINITY }).0).collect();
+    let all: Vec<usize> =
+        grid.iter().map(|&t| sc.fa_per_hour(&negatives, &|c: u16| if is_keyword(&labels[c as usize]) { t } else { f32::INFINITY }).0).collect();
     let global = tail_threshold(&grid, &all, hours, per_keyword_per_hour * per_keyword.len() as f64);
     for (label, kc) in &per_keyword {
         let kc = if method == Method::Global { &global } else { kc };

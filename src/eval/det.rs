@@ -15,12 +15,7 @@ pub fn plot_det(report: &BenchmarkReport, path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(|e| err(&e))?;
     // Log scale: false alarms span orders of magnitude. Zero is drawn at the floor.
     let floor = 0.1f64;
-    let max_fa = report
-        .results
-        .iter()
-        .flat_map(|r| r.det.iter().map(|d| d.false_alarms_per_hour))
-        .fold(10.0f64, f64::max)
-        * 1.2;
+    let max_fa = report.results.iter().flat_map(|r| r.det.iter().map(|d| d.false_alarms_per_hour)).fold(10.0f64, f64::max) * 1.2;
     let hours = report.results.first().map_or(0.0, |r| r.negative_hours);
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("Detection-error trade-off ({:?} part, one global threshold swept)", report.part), ("sans-serif", 22))
@@ -61,13 +56,7 @@ pub fn plot_det(report: &BenchmarkReport, path: &Path) -> Result<()> {
             }
         }
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    chart.configure_series_labels().label_font(("sans-serif", 14)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -16,8 +16,8 @@ use crate::energy::{ActivityMeter, EnergyReport};
 use crate::model::Model;
 use crate::network::Mode;
 use crate::pipeline::Pipeline;
-use anyhow::{bail, Context, Result};
 use crate::progress::bar as progress_bar;
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -142,7 +142,11 @@ pub fn clip_decision(labels: &[String], peaks: &[f32], means: &[f32]) -> usize {
             found = true;
         }
     }
-    if found { other } else { best.min(labels.len().saturating_sub(1)) }
+    if found {
+        other
+    } else {
+        best.min(labels.len().saturating_sub(1))
+    }
 }
 
 /// Clip classification accuracy with both the spiking network and its dense twin. Each clip
@@ -279,4 +283,3 @@ pub fn simulate_with(trace: &[(u16, f32)], threshold: impl Fn(u16) -> f32, refra
     }
     events
 }
-

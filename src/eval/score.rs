@@ -3,8 +3,8 @@
 //! one global threshold. One pass of the network (`stream::collect_traces`) serves every
 //! threshold here.
 
-use super::stream::{BenchmarkOptions, NegativeTrace, PositiveTrace, Traces};
 use super::simulate_with;
+use super::stream::{BenchmarkOptions, NegativeTrace, PositiveTrace, Traces};
 use crate::corpus::NegativeKind;
 use crate::detect::is_keyword;
 use crate::energy::EnergyReport;
@@ -188,7 +188,15 @@ impl Scorer<'_> {
                 }
                 let peak = peaks.get(&t.label).copied().unwrap_or(0.0);
                 let rival = peaks.iter().filter(|(&c, _)| c != t.label).max_by(|a, b| a.1.total_cmp(b.1)).map(|(&c, &p)| (self.labels[c as usize].clone(), p));
-                ClipOutcome { file: t.file.clone(), keyword: self.labels[t.label as usize].clone(), caught: self.outcome(t, th).0, threshold: th(t.label), peak, rival, level_dbfs: t.level_dbfs }
+                ClipOutcome {
+                    file: t.file.clone(),
+                    keyword: self.labels[t.label as usize].clone(),
+                    caught: self.outcome(t, th).0,
+                    threshold: th(t.label),
+                    peak,
+                    rival,
+                    level_dbfs: t.level_dbfs,
+                }
             })
             .collect()
     }
@@ -285,7 +293,9 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         .map(|target| {
             // The lowest threshold that meets the rate (recall only falls as it rises).
             match det.iter().find(|d| d.false_alarms_per_hour <= target) {
-                Some(d) => RecallAt { false_alarms_per_hour: target, threshold: Some(d.threshold), recall_clean: d.recall_clean, recall_noisy: d.recall_noisy.clone() },
+                Some(d) => {
+                    RecallAt { false_alarms_per_hour: target, threshold: Some(d.threshold), recall_clean: d.recall_clean, recall_noisy: d.recall_noisy.clone() }
+                }
                 None => RecallAt { false_alarms_per_hour: target, threshold: None, recall_clean: 0.0, recall_noisy: vec![0.0; opt.snr_db.len()] },
             }
         })

@@ -84,7 +84,17 @@ impl BackToBackReset {
 
 impl Default for BenchmarkOptions {
     fn default() -> Self {
-        Self { part: Part::Test, snr_db: vec![10.0], threshold: None, dense_twin: true, limit: None, seed: 7, gain_db: 0.0, back_to_back: Some(BackToBackReset::None), reseed_level: None }
+        Self {
+            part: Part::Test,
+            snr_db: vec![10.0],
+            threshold: None,
+            dense_twin: true,
+            limit: None,
+            seed: 7,
+            gain_db: 0.0,
+            back_to_back: Some(BackToBackReset::None),
+            reseed_level: None,
+        }
     }
 }
 
@@ -235,11 +245,8 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
     let hop = model.card.frontend.hop_length;
     let is_kw = keyword_mask(model);
     let limit = opt.limit.unwrap_or(usize::MAX);
-    let positives: Vec<(&std::path::Path, u16)> = corpus
-        .keywords_in(opt.part, Some("speech_commands_v2"))
-        .take(limit)
-        .map(|c| (c.path.as_path(), c.label as u16))
-        .collect();
+    let positives: Vec<(&std::path::Path, u16)> =
+        corpus.keywords_in(opt.part, Some("speech_commands_v2")).take(limit).map(|c| (c.path.as_path(), c.label as u16)).collect();
     // The calibration part is negatives only.
     if positives.is_empty() && opt.part != Part::Calib {
         bail!("no keyword clips in the {:?} part", opt.part);
@@ -342,7 +349,16 @@ pub fn collect_traces(model: &Model, corpus: &Corpus, mode: Mode, opt: &Benchmar
             samples += x.len();
         }
         let excused = vec![None; trace.len()];
-        NegativeTrace { source: "speech_commands_v2", kind: NegativeKind::IsolatedWords, files: order.len(), seconds: samples as f64 / rate as f64, trace, excused, said, file_starts }
+        NegativeTrace {
+            source: "speech_commands_v2",
+            kind: NegativeKind::IsolatedWords,
+            files: order.len(),
+            seconds: samples as f64 / rate as f64,
+            trace,
+            excused,
+            said,
+            file_starts,
+        }
     };
     let (back_to_back, back_to_back_noisy) = match opt.back_to_back {
         Some(reset) if !positives.is_empty() => {

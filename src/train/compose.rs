@@ -4,8 +4,8 @@
 //! keyword" everywhere else, nothing while the word is still being said.
 
 use super::loss::{SeqLabels, Target};
-use crate::augment::{filter, rms, synthetic_rir, RATE};
 use crate::audio::resample;
+use crate::augment::{filter, rms, synthetic_rir, RATE};
 use crate::dataset::{SILENCE, UNKNOWN};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,11 @@ impl Pool {
     /// Negative utterance `i` of the ones mining streams: the isolated words, then the
     /// running speech.
     pub fn negative(&self, i: usize) -> Option<&Utterance> {
-        if i < self.words.len() { self.words.get(i) } else { self.speech.get(i - self.words.len()) }
+        if i < self.words.len() {
+            self.words.get(i)
+        } else {
+            self.speech.get(i - self.words.len())
+        }
     }
     pub fn negative_count(&self) -> usize {
         self.words.len() + self.speech.len()
@@ -211,7 +215,11 @@ struct Placed {
 }
 
 fn pick<'a, T>(v: &'a [T], rng: &mut impl Rng) -> Option<&'a T> {
-    if v.is_empty() { None } else { Some(&v[rng.gen_range(0..v.len())]) }
+    if v.is_empty() {
+        None
+    } else {
+        Some(&v[rng.gen_range(0..v.len())])
+    }
 }
 
 /// Speed (and pitch) change by resampling, as a tape would; positions scale with it.
@@ -291,7 +299,11 @@ fn compose_cold(pool: &Pool, cfg: &ComposeConfig, frames: usize, hop: usize, rng
             place(kw, start, cfg, rng, &mut placed);
             let after = end + win_after as isize + (rng.gen_range(0.05f32..0.4) * RATE as f32) as isize;
             let second = if rng.gen::<f32>() < cfg.p_second_keyword {
-                if rng.gen::<f32>() < cfg.p_real_keyword { pick(&pool.keywords_real, rng) } else { pick(&pool.keywords_synth, rng) }
+                if rng.gen::<f32>() < cfg.p_real_keyword {
+                    pick(&pool.keywords_real, rng)
+                } else {
+                    pick(&pool.keywords_synth, rng)
+                }
             } else {
                 None
             };

@@ -21,14 +21,7 @@ fn add_into(dst: &mut [f32], src: &Array2<f32>) {
 /// logits is `dlogits` [T x classes]. `rate_reg` adds rate_reg * mean(relu(pre)) per layer
 /// (the firing-rate regulariser) to the loss. The memory's adjoint runs its recurrence
 /// backwards, O(T d q^2) per layer.
-pub fn backward(
-    arch: &Architecture,
-    w: &Weights,
-    trace: &SequenceTrace,
-    dlogits: &Array2<f32>,
-    rate_reg: f32,
-    grads: &mut Weights,
-) {
+pub fn backward(arch: &Architecture, w: &Weights, trace: &SequenceTrace, dlogits: &Array2<f32>, rate_reg: f32, grads: &mut Weights) {
     let n_layers = arch.layers.len();
     let last_act = trace.layers.last().map_or(trace.input.view(), |l| l.act.view());
     add_into(&mut grads.readout_w, &last_act.t().dot(dlogits));
@@ -64,12 +57,7 @@ pub fn backward(
 
 /// Softmax cross-entropy on the mean of the last `window` frames' logits (the readout the
 /// detector smooths). Returns (loss, dlogits, predicted class).
-pub fn smoothed_cross_entropy(
-    logits: &Array2<f32>,
-    label: usize,
-    window: usize,
-    label_smoothing: f32,
-) -> (f32, Array2<f32>, usize) {
+pub fn smoothed_cross_entropy(logits: &Array2<f32>, label: usize, window: usize, label_smoothing: f32) -> (f32, Array2<f32>, usize) {
     let (t_len, c) = logits.dim();
     let window = window.clamp(1, t_len);
     let mut mean = vec![0.0f32; c];
@@ -82,9 +70,7 @@ pub fn smoothed_cross_entropy(
     let exp: Vec<f32> = mean.iter().map(|z| (z - max).exp()).collect();
     let sum: f32 = exp.iter().sum();
     let p: Vec<f32> = exp.iter().map(|e| e / sum).collect();
-    let target: Vec<f32> = (0..c)
-        .map(|i| if i == label { 1.0 - label_smoothing } else { 0.0 } + label_smoothing / c as f32)
-        .collect();
+    let target: Vec<f32> = (0..c).map(|i| if i == label { 1.0 - label_smoothing } else { 0.0 } + label_smoothing / c as f32).collect();
     let loss = -target.iter().zip(&p).map(|(t, p)| t * p.max(1e-12).ln()).sum::<f32>();
     let mut d = Array2::<f32>::zeros((t_len, c));
     for t in t_len - window..t_len {

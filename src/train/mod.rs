@@ -283,7 +283,16 @@ impl DevMetrics {
 /// The streaming metric checkpoints are chosen by: keyword clips of the dev part, negatives
 /// of the dev and calibration parts.
 pub fn dev_metrics(model: &Model, corpus: &Corpus, mode: Mode, limit: Option<usize>) -> Result<DevMetrics> {
-    let opt = BenchmarkOptions { part: Part::Dev, snr_db: vec![10.0], threshold: Some(0.9), dense_twin: false, limit, seed: 11, back_to_back: None, ..Default::default() };
+    let opt = BenchmarkOptions {
+        part: Part::Dev,
+        snr_db: vec![10.0],
+        threshold: Some(0.9),
+        dense_twin: false,
+        limit,
+        seed: 11,
+        back_to_back: None,
+        ..Default::default()
+    };
     let mut traces = collect_traces(model, corpus, mode, &opt)?;
     add_calibration_negatives(model, corpus, mode, &opt, &mut traces)?;
     let r = score(model, traces, mode, &opt);
@@ -558,7 +567,10 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
             std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
         }
-        std::fs::write(&ckpt_state, serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?)?;
+        std::fs::write(
+            &ckpt_state,
+            serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?,
+        )?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
         }

@@ -99,9 +99,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Cmd::Run { target, execs, seconds, seed, out, seeds, mem_mb, timeout_s } => {
-            campaign(target, execs, seconds, seed, &out, &seeds, mem_mb, timeout_s)
-        }
+        Cmd::Run { target, execs, seconds, seed, out, seeds, mem_mb, timeout_s } => campaign(target, execs, seconds, seed, &out, &seeds, mem_mb, timeout_s),
         Cmd::Replay { target, files, mem_mb } => replay(target, &files, mem_mb),
         Cmd::Shrink { target, input, output } => shrink(target, &input, &output),
         Cmd::Child { target, mem_mb } => child(target, mem_mb),
@@ -118,12 +116,7 @@ static LAST_PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
 fn quiet_recording_hook() {
     std::panic::set_hook(Box::new(|info| {
         let loc = info.location().map_or("?".into(), |l| format!("{}:{}", l.file(), l.line()));
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
         if let Ok(mut p) = LAST_PANIC.lock() {
             *p = Some((loc, msg));
         }
@@ -160,7 +153,11 @@ fn execute(runner: &mut Option<Runner>, target: Target, input: &[u8], ext: &str)
         Ok(Outcome::Ok(what)) => ("ok", what.clone(), what),
     };
     if let Some(n) = over {
-        return ("overalloc".into(), format!("over-allocation in {}", alloc::take_trace().and_then(|t| t.lines().find_map(overalloc_site)).unwrap_or_default()), format!("{n} bytes requested; outcome: {status} {msg}"));
+        return (
+            "overalloc".into(),
+            format!("over-allocation in {}", alloc::take_trace().and_then(|t| t.lines().find_map(overalloc_site)).unwrap_or_default()),
+            format!("{n} bytes requested; outcome: {status} {msg}"),
+        );
     }
     (status.into(), sig, msg)
 }
@@ -362,16 +359,7 @@ struct Crash {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn campaign(
-    target: Target,
-    execs: Option<u64>,
-    seconds: Option<f64>,
-    seed: u64,
-    out: &Path,
-    extra: &[PathBuf],
-    mem_mb: usize,
-    timeout_s: f64,
-) -> i32 {
+fn campaign(target: Target, execs: Option<u64>, seconds: Option<f64>, seed: u64, out: &Path, extra: &[PathBuf], mem_mb: usize, timeout_s: f64) -> i32 {
     let seeds = match target {
         Target::Decode => seeds::audio_seeds(extra),
         Target::Model => seeds::model_seeds(),

@@ -72,9 +72,7 @@ impl Kind {
 /// Largest input produced (larger ones are cut): keeps executions fast.
 pub const MAX_INPUT: usize = 512 << 10;
 
-const INTERESTING_32: [u32; 16] = [
-    0, 1, 2, 3, 7, 8, 16, 255, 256, 4000, 16_000, 65_535, 65_536, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff,
-];
+const INTERESTING_32: [u32; 16] = [0, 1, 2, 3, 7, 8, 16, 255, 256, 4000, 16_000, 65_535, 65_536, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
 
 fn interesting(rng: &mut Rng) -> u32 {
     match rng.below(4) {
@@ -450,16 +448,11 @@ fn ogg_field(rng: &mut Rng, b: &mut Vec<u8>) {
 }
 
 fn mp3_field(rng: &mut Rng, b: &mut Vec<u8>) {
-    let start = if b.starts_with(b"ID3") && b.len() >= 10 {
-        10 + b[6..10].iter().fold(0usize, |s, &x| (s << 7) | (x & 0x7f) as usize)
-    } else {
-        0
-    };
+    let start = if b.starts_with(b"ID3") && b.len() >= 10 { 10 + b[6..10].iter().fold(0usize, |s, &x| (s << 7) | (x & 0x7f) as usize) } else { 0 };
     match rng.below(4) {
         0 | 1 => {
             // A frame header's bits: version, layer, bitrate, rate, padding, mode.
-            let frames: Vec<usize> =
-                (start..b.len().saturating_sub(1)).filter(|&i| b[i] == 0xff && b[i + 1] & 0xe0 == 0xe0).take(64).collect();
+            let frames: Vec<usize> = (start..b.len().saturating_sub(1)).filter(|&i| b[i] == 0xff && b[i + 1] & 0xe0 == 0xe0).take(64).collect();
             if let Some(&i) = frames.get(rng.below(frames.len().max(1))) {
                 let j = i + 1 + rng.below(3);
                 if j < b.len() {
@@ -532,9 +525,8 @@ fn safetensors_field(rng: &mut Rng, b: &mut Vec<u8>) {
             let digits: Vec<usize> = (8..hend).filter(|&i| b[i].is_ascii_digit() && !b[i - 1].is_ascii_digit()).collect();
             if let Some(&s) = digits.get(rng.below(digits.len().max(1))) {
                 let e = (s..hend).find(|&i| !(b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e' || b[i] == b'-')).unwrap_or(hend);
-                let new = rng
-                    .pick(&["0", "1", "-1", "2", "3", "1e309", "NaN", "0.0", "4294967296", "18446744073709551615", "1000000", "65536", "16"])
-                    .to_string();
+                let new =
+                    rng.pick(&["0", "1", "-1", "2", "3", "1e309", "NaN", "0.0", "4294967296", "18446744073709551615", "1000000", "65536", "16"]).to_string();
                 let new = if rng.chance(0.3) { (rng.next() % 100_000).to_string() } else { new };
                 let delta = new.len() as i64 - (e - s) as i64;
                 b.splice(s..e, new.bytes());

@@ -20,13 +20,7 @@ pub fn shipped_model() -> Option<Model> {
 }
 
 pub fn small_model(units: &[usize], seed: u64) -> Model {
-    let arch = Architecture {
-        input_dim: 40,
-        layers: units.iter().map(|&u| LayerSpec::new(4, 4, 20.0, u)).collect(),
-        classes: 12,
-        dt: 1.0,
-        input_delta: 0.0,
-    };
+    let arch = Architecture { input_dim: 40, layers: units.iter().map(|&u| LayerSpec::new(4, 4, 20.0, u)).collect(), classes: 12, dt: 1.0, input_delta: 0.0 };
     let card = ModelCard {
         format_version: FORMAT_VERSION,
         name: "fuzz-seed".into(),
@@ -67,14 +61,9 @@ pub fn audio_seeds(extra: &[PathBuf]) -> Vec<Vec<u8>> {
     // 0.3 s of a real word, re-encoded in every sample format.
     let word = audio::load_resampled(&repo().join("assets").join("yes_0cb74144.flac"), 16_000).unwrap_or_default();
     let word = &word[word.len().min(4000)..word.len().min(8800)];
-    for (rate, channels, bits, float) in [
-        (16_000, 1, 16, false),
-        (8_000, 1, 8, false),
-        (22_050, 2, 24, false),
-        (48_000, 1, 32, false),
-        (44_100, 2, 32, true),
-        (16_000, 6, 16, false),
-    ] {
+    for (rate, channels, bits, float) in
+        [(16_000, 1, 16, false), (8_000, 1, 8, false), (22_050, 2, 24, false), (48_000, 1, 32, false), (44_100, 2, 32, true), (16_000, 6, 16, false)]
+    {
         if let Some(b) = hound_wav(word, rate, channels, bits, float) {
             v.push(b);
         }
@@ -155,12 +144,14 @@ fn wav(tag: u16, channels: u16, rate: u32, bits: u16, block_align: u16, fmt_extr
 
 /// Nibbles from the signal's sign changes: decodes to something, which is all a seed needs.
 fn nibbles(x: &[f32], n: usize) -> Vec<u8> {
-    (0..n).map(|i| {
-        let a = x.get(2 * i).copied().unwrap_or(0.0);
-        let b = x.get(2 * i + 1).copied().unwrap_or(0.0);
-        let q = |v: f32| ((v * 8.0).clamp(-8.0, 7.0) as i8 as u8) & 0x0f;
-        q(a) | q(b) << 4
-    }).collect()
+    (0..n)
+        .map(|i| {
+            let a = x.get(2 * i).copied().unwrap_or(0.0);
+            let b = x.get(2 * i + 1).copied().unwrap_or(0.0);
+            let q = |v: f32| ((v * 8.0).clamp(-8.0, 7.0) as i8 as u8) & 0x0f;
+            q(a) | q(b) << 4
+        })
+        .collect()
 }
 
 fn ima_adpcm(x: &[f32]) -> Vec<u8> {
@@ -199,9 +190,7 @@ fn ms_adpcm(x: &[f32]) -> Vec<u8> {
 
 /// Every regular file in `dir` (a crash folder, for replay), sorted.
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
-        .unwrap_or_default();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect()).unwrap_or_default();
     v.sort();
     v
 }

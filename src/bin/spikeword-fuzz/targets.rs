@@ -135,7 +135,15 @@ pub fn decode_file(p: &mut Pipeline, path: &Path) -> Outcome {
     let src = s.source();
     let secs = n as f64 / rate as f64;
     // Coarse length classes keep the corpus feedback from rewarding every length.
-    let class = if secs < 0.1 { "<0.1s" } else if secs < 1.5 { "<1.5s" } else if secs < 10.0 { "<10s" } else { ">=10s" };
+    let class = if secs < 0.1 {
+        "<0.1s"
+    } else if secs < 1.5 {
+        "<1.5s"
+    } else if secs < 10.0 {
+        "<10s"
+    } else {
+        ">=10s"
+    };
     Outcome::Ok(format!("{} Hz, {} ch, {class}", src.sample_rate(), src.channels()))
 }
 
