@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Command, DataCommand};
 use cli::load_model;
-use cli::report::{print_benchmark, print_card, print_class_report};
+use cli::report::{print_benchmark, print_card, print_class_report, print_comparison};
 use spikeword::model::load_resolved;
 use spikeword::network::Mode;
 use spikeword::pipeline::Pipeline;
@@ -152,6 +152,17 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print_benchmark(&r);
                 println!("DET plot: {} (data: {})", plot.display(), data_path.display());
+            }
+            Ok(())
+        }
+        Command::Compare { a, b, twin, json } => {
+            let mode = if twin { Mode::Dense } else { Mode::Spiking };
+            let (ra, rb) = (spikeword::eval::compare::read_report(&a)?, spikeword::eval::compare::read_report(&b)?);
+            let diffs = spikeword::eval::compare::compare(&ra, &rb, mode)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&diffs)?);
+            } else {
+                print_comparison(&a, &b, ra.part, mode, &diffs);
             }
             Ok(())
         }

@@ -90,6 +90,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Two eval-stream reports of the same clips (the .json beside each --plot), paired clip
+    /// by clip: each model's recall, clean and at every SNR both measured, and A's lead over B
+    /// with a 95% interval that resamples speakers, so that a difference smaller than the
+    /// speakers' own spread is not read as a better model.
+    Compare {
+        /// Report A (e.g. the candidate).
+        a: PathBuf,
+        /// Report B (e.g. the shipped model), measured on the same part and data.
+        b: PathBuf,
+        /// Compare the non-spiking twins instead of the spiking networks.
+        #[arg(long)]
+        twin: bool,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The streaming benchmark on held-out data: recall of clean keyword clips (each streamed
     /// with silence around it), recall in noise, false alarms per hour over every held-out
     /// negative source (continuous speech and isolated words), recall at 0.5/1/2 false alarms

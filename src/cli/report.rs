@@ -148,11 +148,12 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
     for m in &r.results {
         println!("== {:?} ==", m.mode);
         println!(
-            "clean keyword clips ({}): recall {:.1}% ({} of {}), {} wrong-keyword detections",
+            "clean keyword clips ({}): recall {:.1}% ({} of {}{}), {} wrong-keyword detections",
             r.positive_source,
             100.0 * m.clean.recall,
             m.clean.caught,
             m.clean.clips,
+            interval_text(&m.clean),
             m.clean.wrong_keyword
         );
         println!(
@@ -170,7 +171,7 @@ pub fn print_benchmark(r: &spikeword::eval::stream::BenchmarkReport) {
             );
         }
         for (k, (snr, rec)) in m.noisy.iter().enumerate() {
-            println!("in noise at {snr} dB SNR: recall {:.1}% ({} of {})", 100.0 * rec.recall, rec.caught, rec.clips);
+            println!("in noise at {snr} dB SNR: recall {:.1}% ({} of {}{})", 100.0 * rec.recall, rec.caught, rec.clips, interval_text(rec));
             if let (Some((_, b)), Some(reset)) = (m.back_to_back_noisy.get(k), r.back_to_back_reset) {
                 let reset = reset.describe();
                 println!("  the same noisy clips back to back in one stream, {reset}: recall {:.1}% ({} of {})", 100.0 * b.recall, b.caught, b.clips);
@@ -267,4 +268,39 @@ fn print_misses(clips: &[spikeword::eval::score::ClipOutcome]) {
         missed.len(),
         heard.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
     );
+}
+
+/// "; 95% 61.6-72.8% by speaker" where the recall has an interval.
+fn interval_text(r: &spikeword::eval::score::Recall) -> String {
+    r.interval.map_or(String::new(), |i| format!("; 95% {:.1}-{:.1}% by speaker", 100.0 * i.low, 100.0 * i.high))
+}
+
+pub fn print_comparison(a: &Path, b: &Path, part: spikeword::corpus::Part, mode: spikeword::network::Mode, diffs: &[spikeword::eval::compare::Difference]) {
+    let clips = diffs.first().map_or(0, |d| d.clips);
+    let speakers = diffs.first().map_or(0, |d| d.speakers);
+    println!("A {} against B {} ({part:?} part, {mode:?}, {clips} clips of {speakers} speakers, paired clip by clip)", a.display(), b.display());
+    for d in diffs {
+        let interval = d.interval.map_or("no interval: one speaker".to_string(), |i| {
+            let verdict = if i.low > 0.0 {
+                "A ahead"
+            } else if i.high < 0.0 {
+                "B ahead"
+            } else {
+                "not told apart"
+            };
+            format!("95% {:+.1} to {:+.1} by speaker: {verdict}", 100.0 * i.low, 100.0 * i.high)
+        });
+        println!(
+            "{:<8} A {:.1}%  B {:.1}%  A - B {:+.1} points ({interval}); caught by A only {}, by B only {}",
+            d.condition,
+            100.0 * d.recall_a,
+            100.0 * d.recall_b,
+            100.0 * d.difference,
+            d.only_a,
+            d.only_b
+        );
+    }
+    if diffs.len() == 1 {
+        println!("(noisy conditions need per-clip outcomes in both reports, and the same SNRs: reports written before `compare` existed hold clean ones only)");
+    }
 }

@@ -4,7 +4,9 @@
 //! [`stream`] (scored in [`score`]), threshold calibration in [`calibrate`], the DET plot in [`det`].
 
 pub mod calibrate;
+pub mod compare;
 pub mod det;
+pub mod interval;
 pub mod score;
 pub mod stream;
 

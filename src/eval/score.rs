@@ -3,6 +3,7 @@
 //! one global threshold. One pass of the network (`stream::collect_traces`) serves every
 //! threshold here.
 
+use super::interval::{recall_interval, Interval};
 use super::simulate_with;
 use super::stream::{BenchmarkOptions, NegativeTrace, PositiveTrace, Traces};
 use crate::corpus::NegativeKind;
@@ -23,6 +24,9 @@ pub struct Recall {
     pub wrong_keyword: usize,
     /// keyword -> (clips, caught)
     pub per_keyword: BTreeMap<String, (usize, usize)>,
+    /// 95% interval of `recall` over the clips' speakers ([`super::interval`]); only for the
+    /// figures at the model's thresholds, where there is one clip per trial.
+    pub interval: Option<Interval>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +67,9 @@ pub struct ClipOutcome {
     pub rival: Option<(String, f32)>,
     /// RMS level of the clip's active span (dB full scale): whether quiet clips are missed.
     pub level_dbfs: f32,
+    /// Whether its trial in each noise condition was caught, in the order of `snr_db`: with
+    /// `caught`, what `spikeword compare` pairs two models on.
+    pub caught_noisy: Vec<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,17 +141,32 @@ impl Scorer<'_> {
     }
 
     pub fn recall(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Recall {
+        self.tally(trials, th).0
+    }
+
+    /// [`Self::recall`] with its interval over the clips' speakers.
+    pub fn recall_with_interval(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Recall {
+        let (mut r, hits) = self.tally(trials, th);
+        r.interval = recall_interval(trials.iter().zip(hits).map(|(t, hit)| (t.file.as_path(), hit)));
+        r
+    }
+
+    /// The recall and each trial's outcome.
+    fn tally(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> (Recall, Vec<bool>) {
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let (mut caught, mut wrong) = (0, 0);
+        let mut hits = Vec::with_capacity(trials.len());
         for t in trials {
             let (hit, w) = self.outcome(t, th);
             wrong += w;
             caught += hit as usize;
+            hits.push(hit);
             let e = per.entry(self.labels[t.label as usize].clone()).or_default();
             e.0 += 1;
             e.1 += hit as usize;
         }
-        Recall { clips: trials.len(), caught, recall: caught as f64 / trials.len().max(1) as f64, wrong_keyword: wrong, per_keyword: per }
+        let recall = caught as f64 / trials.len().max(1) as f64;
+        (Recall { clips: trials.len(), caught, recall, wrong_keyword: wrong, per_keyword: per, interval: None }, hits)
     }
 
     /// The detections of one negative stream that are false alarms (frame, class), and how
@@ -175,11 +197,13 @@ impl Scorer<'_> {
         (events, excused)
     }
 
-    /// Each trial's outcome.
-    pub fn clip_outcomes(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Vec<ClipOutcome> {
+    /// Each clean trial's outcome, with its noisy trials' (`noisy[k][i]` is clip `i` in
+    /// noise condition `k`).
+    pub fn clip_outcomes(&self, trials: &[PositiveTrace], noisy: &[Vec<PositiveTrace>], th: &impl Fn(u16) -> f32) -> Vec<ClipOutcome> {
         trials
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let window = &t.trace[t.first.min(t.trace.len())..(t.last + 1).min(t.trace.len())];
                 let mut peaks: BTreeMap<u16, f32> = BTreeMap::new();
                 for &(c, p) in window {
@@ -196,6 +220,7 @@ impl Scorer<'_> {
                     peak,
                     rival,
                     level_dbfs: t.level_dbfs,
+                    caught_noisy: noisy.iter().filter_map(|n| n.get(i)).map(|n| self.outcome(n, th).0).collect(),
                 }
             })
             .collect()
@@ -216,7 +241,7 @@ impl Scorer<'_> {
                 e.1 += hit as usize;
             }
         }
-        Recall { clips: n, caught, recall: caught as f64 / n.max(1) as f64, wrong_keyword: 0, per_keyword: per }
+        Recall { clips: n, caught, recall: caught as f64 / n.max(1) as f64, wrong_keyword: 0, per_keyword: per, interval: None }
     }
 
     /// Total false alarms per hour over all negatives.
@@ -252,11 +277,11 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         })
         .collect();
     let th = |c: u16| shipped[c as usize];
-    let clean = sc.recall(&traces.clean, &th);
-    let clips = sc.clip_outcomes(&traces.clean, &th);
+    let clean = sc.recall_with_interval(&traces.clean, &th);
+    let clips = sc.clip_outcomes(&traces.clean, &traces.noisy, &th);
     let back_to_back = sc.in_sentence(traces.back_to_back.as_slice(), &th);
     let back_to_back_noisy = opt.snr_db.iter().zip(&traces.back_to_back_noisy).map(|(&s, t)| (s, sc.in_sentence(std::slice::from_ref(t), &th))).collect();
-    let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall(t, &th))).collect();
+    let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall_with_interval(t, &th))).collect();
     let mut negatives = Vec::new();
     for n in &traces.negatives {
         let (events, excused) = sc.false_alarm_events(n, &th, fs);
