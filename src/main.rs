@@ -155,14 +155,19 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Compare { a, b, twin, json } => {
-            let mode = if twin { Mode::Dense } else { Mode::Spiking };
+        Command::Compare { a, b, twin, b_twin, json } => {
+            let mode_a = if twin { Mode::Dense } else { Mode::Spiking };
+            let mode_b = if twin || b_twin { Mode::Dense } else { Mode::Spiking };
             let (ra, rb) = (spikeword::eval::compare::read_report(&a)?, spikeword::eval::compare::read_report(&b)?);
-            let diffs = spikeword::eval::compare::compare(&ra, &rb, mode)?;
+            let diffs = spikeword::eval::compare::compare(&ra, &rb, mode_a, mode_b)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&diffs)?);
             } else {
-                print_comparison(&a, &b, ra.part, mode, &diffs);
+                print_comparison(&a, &b, ra.part, (mode_a, mode_b), &diffs);
+                let shared_snr = ra.snr_db.iter().any(|s| rb.snr_db.contains(s));
+                if shared_snr && diffs.len() == 1 {
+                    println!("(the noisy conditions are left out: a report written before `compare` existed holds clean outcomes only)");
+                }
             }
             Ok(())
         }

@@ -19,6 +19,15 @@ fn report(path: &Path, part: &str, speakers: usize, caught: impl Fn(usize, usize
     std::fs::write(path, r.to_string()).unwrap();
 }
 
+/// The same clips for the spiking network (`spiking`) and its twin (`dense`).
+fn report_with_twin(path: &Path, speakers: usize, spiking: impl Fn(usize) -> bool, dense: impl Fn(usize) -> bool) {
+    let clips = |hit: &dyn Fn(usize) -> bool| -> Vec<serde_json::Value> {
+        (0..speakers).map(|s| json!({ "file": format!("data/no/{s:08x}_nohash_0.flac"), "caught": hit(s), "caught_noisy": [] })).collect()
+    };
+    let r = json!({ "part": "test", "snr_db": [], "results": [{ "mode": "Spiking", "clips": clips(&spiking) }, { "mode": "Dense", "clips": clips(&dense) }] });
+    std::fs::write(path, r.to_string()).unwrap();
+}
+
 fn run(a: &Path, b: &Path, extra: &[&str]) -> (bool, String, String) {
     let out = spikeword().arg("compare").arg(a).arg(b).args(extra).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -80,4 +89,21 @@ fn reports_that_cannot_be_paired_are_refused_with_the_reason() {
     assert!(!ok && err.contains("is not an eval-stream report"), "{err}");
     let (ok, _, err) = run(&dir.path().join("missing.json"), &a, &[]);
     assert!(!ok && err.contains("cannot read") && err.contains("missing.json"), "{err}");
+}
+
+#[test]
+fn one_report_against_itself_gives_the_spiking_network_s_gap_to_its_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("r.json");
+    // 10 speakers: the twin catches all, the spiking network misses speakers 0-3.
+    report_with_twin(&r, 10, |s| s >= 4, |_| true);
+    let (ok, text, err) = run(&r, &r, &["--b-twin"]);
+    assert!(ok, "{err}");
+    assert!(text.starts_with(&format!("A {} (Spiking) against B {} (Dense)", r.display(), r.display())), "{text}");
+    let clean = text.lines().find(|l| l.starts_with("clean")).expect(&text);
+    assert!(clean.contains("A 60.0%  B 100.0%  A - B -40.0 points") && clean.contains("B ahead"), "{clean}");
+    let (ok, text, _) = run(&r, &r, &["--twin"]);
+    assert!(ok && text.lines().any(|l| l.starts_with("clean") && l.contains("A - B +0.0 points")), "{text}");
+    let (ok, _, err) = run(&r, &r, &["--twin", "--b-twin"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
 }

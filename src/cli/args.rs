@@ -100,8 +100,12 @@ pub enum Command {
         /// Report B (e.g. the shipped model), measured on the same part and data.
         b: PathBuf,
         /// Compare the non-spiking twins instead of the spiking networks.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "b_twin")]
         twin: bool,
+        /// A's spiking network against B's twin: with one report as both A and B, how far the
+        /// spiking network is from its twin.
+        #[arg(long)]
+        b_twin: bool,
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,

@@ -275,10 +275,16 @@ fn interval_text(r: &spikeword::eval::score::Recall) -> String {
     r.interval.map_or(String::new(), |i| format!("; 95% {:.1}-{:.1}% by speaker", 100.0 * i.low, 100.0 * i.high))
 }
 
-pub fn print_comparison(a: &Path, b: &Path, part: spikeword::corpus::Part, mode: spikeword::network::Mode, diffs: &[spikeword::eval::compare::Difference]) {
+pub fn print_comparison(
+    a: &Path,
+    b: &Path,
+    part: spikeword::corpus::Part,
+    (mode_a, mode_b): (spikeword::network::Mode, spikeword::network::Mode),
+    diffs: &[spikeword::eval::compare::Difference],
+) {
     let clips = diffs.first().map_or(0, |d| d.clips);
     let speakers = diffs.first().map_or(0, |d| d.speakers);
-    println!("A {} against B {} ({part:?} part, {mode:?}, {clips} clips of {speakers} speakers, paired clip by clip)", a.display(), b.display());
+    println!("A {} ({mode_a:?}) against B {} ({mode_b:?}); {part:?} part, {clips} clips of {speakers} speakers, paired clip by clip", a.display(), b.display());
     for d in diffs {
         let interval = d.interval.map_or("no interval: one speaker".to_string(), |i| {
             let verdict = if i.low > 0.0 {
@@ -299,8 +305,5 @@ pub fn print_comparison(a: &Path, b: &Path, part: spikeword::corpus::Part, mode:
             d.only_a,
             d.only_b
         );
-    }
-    if diffs.len() == 1 {
-        println!("(noisy conditions need per-clip outcomes in both reports, and the same SNRs: reports written before `compare` existed hold clean ones only)");
     }
 }

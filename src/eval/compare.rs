@@ -60,19 +60,20 @@ pub struct Difference {
     pub only_b: usize,
 }
 
-/// A's recall against B's on every condition both reports hold per clip: clean, and each SNR
-/// that both measured.
-pub fn compare(a: &ReportView, b: &ReportView, mode: Mode) -> Result<Vec<Difference>> {
+/// A's recall (its `mode_a` results) against B's (`mode_b`) on every condition both reports
+/// hold per clip: clean, and each SNR that both measured. One report against itself, spiking
+/// against dense, is the spiking network's gap to its twin.
+pub fn compare(a: &ReportView, b: &ReportView, mode_a: Mode, mode_b: Mode) -> Result<Vec<Difference>> {
     if a.part != b.part {
         bail!("the reports are on different parts ({:?} and {:?}); a paired comparison needs the same clips", a.part, b.part);
     }
-    let clips = |r: &ReportView, which: &str| -> Result<Vec<ClipView>> {
+    let clips = |r: &ReportView, which: &str, mode: Mode| -> Result<Vec<ClipView>> {
         match r.results.iter().find(|m| m.mode == mode) {
             Some(m) => Ok(m.clips.clone()),
             None => bail!("report {which} has no {mode:?} results (was it run with --no-twin?)"),
         }
     };
-    let (ca, cb) = (clips(a, "A")?, clips(b, "B")?);
+    let (ca, cb) = (clips(a, "A", mode_a)?, clips(b, "B", mode_b)?);
     let in_b: HashMap<&Path, &ClipView> = cb.iter().map(|c| (c.file.as_path(), c)).collect();
     let shared = ca.iter().filter(|c| in_b.contains_key(c.file.as_path())).count();
     if shared != ca.len() || shared != cb.len() || ca.is_empty() {
