@@ -67,13 +67,7 @@ pub fn compare(a: &ReportView, b: &ReportView, mode_a: Mode, mode_b: Mode) -> Re
     if a.part != b.part {
         bail!("the reports are on different parts ({:?} and {:?}); a paired comparison needs the same clips", a.part, b.part);
     }
-    let clips = |r: &ReportView, which: &str, mode: Mode| -> Result<Vec<ClipView>> {
-        match r.results.iter().find(|m| m.mode == mode) {
-            Some(m) => Ok(m.clips.clone()),
-            None => bail!("report {which} has no {mode:?} results (was it run with --no-twin?)"),
-        }
-    };
-    let (ca, cb) = (clips(a, "A", mode_a)?, clips(b, "B", mode_b)?);
+    let (ca, cb) = (clips_of(a, "A", mode_a)?, clips_of(b, "B", mode_b)?);
     let in_b: HashMap<&Path, &ClipView> = cb.iter().map(|c| (c.file.as_path(), c)).collect();
     let shared = ca.iter().filter(|c| in_b.contains_key(c.file.as_path())).count();
     if shared != ca.len() || shared != cb.len() || ca.is_empty() {
@@ -87,6 +81,14 @@ pub fn compare(a: &ReportView, b: &ReportView, mode_a: Mode, mode_b: Mode) -> Re
         }
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// Report `which`'s clips in `mode`.
+fn clips_of<'a>(r: &'a ReportView, which: &str, mode: Mode) -> Result<&'a [ClipView]> {
+    match r.results.iter().find(|m| m.mode == mode) {
+        Some(m) => Ok(&m.clips),
+        None => bail!("report {which} has no {mode:?} results (was it run with --no-twin?)"),
+    }
 }
 
 /// The paired figures of one condition; None where a report lacks a clip's outcome there.

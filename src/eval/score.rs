@@ -141,32 +141,18 @@ impl Scorer<'_> {
     }
 
     pub fn recall(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Recall {
-        self.tally(trials, th).0
-    }
-
-    /// [`Self::recall`] with its interval over the clips' speakers.
-    pub fn recall_with_interval(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> Recall {
-        let (mut r, hits) = self.tally(trials, th);
-        r.interval = recall_interval(trials.iter().zip(hits).map(|(t, hit)| (t.file.as_path(), hit)));
-        r
-    }
-
-    /// The recall and each trial's outcome.
-    fn tally(&self, trials: &[PositiveTrace], th: &impl Fn(u16) -> f32) -> (Recall, Vec<bool>) {
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let (mut caught, mut wrong) = (0, 0);
-        let mut hits = Vec::with_capacity(trials.len());
         for t in trials {
             let (hit, w) = self.outcome(t, th);
             wrong += w;
             caught += hit as usize;
-            hits.push(hit);
             let e = per.entry(self.labels[t.label as usize].clone()).or_default();
             e.0 += 1;
             e.1 += hit as usize;
         }
         let recall = caught as f64 / trials.len().max(1) as f64;
-        (Recall { clips: trials.len(), caught, recall, wrong_keyword: wrong, per_keyword: per, interval: None }, hits)
+        Recall { clips: trials.len(), caught, recall, wrong_keyword: wrong, per_keyword: per, interval: None }
     }
 
     /// The detections of one negative stream that are false alarms (frame, class), and how
@@ -277,11 +263,23 @@ pub fn score(model: &Model, traces: Traces, mode: Mode, opt: &BenchmarkOptions) 
         })
         .collect();
     let th = |c: u16| shipped[c as usize];
-    let clean = sc.recall_with_interval(&traces.clean, &th);
+    // Each clip's outcomes, clean and in every noise, give the intervals over speakers.
     let clips = sc.clip_outcomes(&traces.clean, &traces.noisy, &th);
+    let mut clean = sc.recall(&traces.clean, &th);
+    clean.interval = recall_interval(clips.iter().map(|c| (c.file.as_path(), c.caught)));
     let back_to_back = sc.in_sentence(traces.back_to_back.as_slice(), &th);
     let back_to_back_noisy = opt.snr_db.iter().zip(&traces.back_to_back_noisy).map(|(&s, t)| (s, sc.in_sentence(std::slice::from_ref(t), &th))).collect();
-    let noisy: Vec<(f32, Recall)> = opt.snr_db.iter().zip(&traces.noisy).map(|(&s, t)| (s, sc.recall_with_interval(t, &th))).collect();
+    let noisy: Vec<(f32, Recall)> = opt
+        .snr_db
+        .iter()
+        .zip(&traces.noisy)
+        .enumerate()
+        .map(|(k, (&s, t))| {
+            let mut r = sc.recall(t, &th);
+            r.interval = recall_interval(clips.iter().filter_map(|c| Some((c.file.as_path(), *c.caught_noisy.get(k)?))));
+            (s, r)
+        })
+        .collect();
     let mut negatives = Vec::new();
     for n in &traces.negatives {
         let (events, excused) = sc.false_alarm_events(n, &th, fs);
