@@ -1,11 +1,6 @@
 mod common;
 
-use common::{asset, small_model};
-use std::process::Command;
-
-fn spikeword() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spikeword"))
-}
+use common::{asset, small_model, spikeword};
 
 #[test]
 fn listen_prints_json_lines_with_time_keyword_score() {

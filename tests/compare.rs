@@ -1,12 +1,10 @@
 //! `spikeword compare` on reports whose outcomes are known clip by clip.
 
+mod common;
+
+use common::spikeword;
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
-
-fn spikeword() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spikeword"))
-}
 
 /// An eval-stream report of `speakers` x 2 clips; `caught(speaker, clip)` gives each clean
 /// outcome and the 10 dB one is its opposite.

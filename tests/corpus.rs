@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{asset, small_model};
+use common::{asset, small_model, spikeword};
 use spikeword::corpus::{self, NegativeKind, Part, Split};
 use spikeword::eval::stream::{benchmark, BackToBackReset, BenchmarkOptions};
 use std::path::Path;
@@ -324,7 +324,7 @@ fn eval_stream_takes_the_dev_part_from_the_model_s_own_split() {
         model.card.provenance = serde_json::json!({ "split": split.record() });
         let path = dir.path().join(format!("model{}.safetensors", split.dev_percent));
         model.save(&path).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
+        let out = spikeword()
             .args(["eval-stream", "--part", "dev", "--snr", "10", "--no-twin", "--data"])
             .arg(dir.path())
             .arg("-m")
@@ -348,7 +348,7 @@ fn eval_stream_takes_the_dev_part_from_the_model_s_own_split() {
     }
     // Its report pairs with itself, clean and at 10 dB.
     let wide_json = dir.path().join("det30.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spikeword")).arg("compare").arg(&wide_json).arg(&wide_json).output().unwrap();
+    let out = spikeword().arg("compare").arg(&wide_json).arg(&wide_json).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for condition in ["clean", "10 dB"] {

@@ -14,20 +14,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// What a comparison reads of an `eval-stream` report (the JSON beside its `--plot`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ReportView {
     pub part: Part,
     pub snr_db: Vec<f32>,
     pub results: Vec<ResultView>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ResultView {
     pub mode: Mode,
     pub clips: Vec<ClipView>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ClipView {
     pub file: PathBuf,
     pub caught: bool,

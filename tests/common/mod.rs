@@ -32,6 +32,11 @@ pub fn small_model(seed: u64) -> Model {
     Model { card, weights }
 }
 
+/// The `spikeword` binary this test run built.
+pub fn spikeword() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
+}
+
 pub fn asset(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
 }
