@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{asset, small_model};
+use common::{asset, have, skipped, small_model};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,16 +17,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 const SINK: &str = "spikeword_test";
 const SHIPPED_MODEL: &str = "models/spikeword-kws12.safetensors";
-
-fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-/// Says SKIPPED on the real stderr: libtest hides `eprintln!` output of passing tests.
-fn skipped(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {msg} ***");
-}
 
 fn now_unix() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()

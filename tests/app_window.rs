@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{asset, small_model};
+use common::{asset, have, skipped, small_model, spikeword};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -16,16 +16,6 @@ use std::time::{Duration, Instant};
 
 const W: usize = 1400;
 const H: usize = 900;
-
-fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-/// Says SKIPPED on the real stderr: libtest hides `eprintln!` output of passing tests.
-fn skipped(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {msg} ***");
-}
 
 /// An X server of our own on a free display (Xvfb picks it and tells us via -displayfd).
 struct Xvfb {
@@ -106,7 +96,7 @@ struct AppProc {
 
 impl AppProc {
     fn start(display: &str, args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> AppProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikeword"));
+        let mut cmd = spikeword();
         cmd.args(args).env("DISPLAY", display).env_remove("WAYLAND_DISPLAY").env("SPIKEWORD_APP_STATS", "1").stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
@@ -225,7 +215,7 @@ fn without_a_display_the_app_explains_instead_of_panicking() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
     small_model(5).save(&model).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_spikeword"))
+    let out = spikeword()
         .args(["--input"])
         .arg(asset("yes_0cb74144.flac"))
         .arg("--model")

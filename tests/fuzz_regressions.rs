@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::small_model;
+use common::{small_model, spikeword};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +39,7 @@ fn decode_regressions_end_in_clean_outcomes() {
     let model = dir.path().join("m.safetensors");
     small_model(3).save(&model).unwrap();
     for f in files("decode") {
-        let out = Command::new(env!("CARGO_BIN_EXE_spikeword")).args(["listen", "--input"]).arg(&f).arg("--model").arg(&model).output().unwrap();
+        let out = spikeword().args(["listen", "--input"]).arg(&f).arg("--model").arg(&model).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{}: {err}", f.display());
         match out.status.code() {
@@ -54,7 +54,7 @@ fn decode_regressions_end_in_clean_outcomes() {
 fn model_regressions_end_in_clean_outcomes() {
     replay("model");
     for f in files("model") {
-        let out = Command::new(env!("CARGO_BIN_EXE_spikeword")).args(["info", "--model"]).arg(&f).output().unwrap();
+        let out = spikeword().args(["info", "--model"]).arg(&f).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: a broken model must not load: {err}", f.display());
         assert!(err.contains(&f.display().to_string()) && !err.contains("panicked"), "{err}");

@@ -37,6 +37,17 @@ pub fn spikeword() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_spikeword"))
 }
 
+/// Whether `tool` is on PATH (tests that need a system tool skip, saying so, without it).
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Says SKIPPED on the real stderr: libtest hides `eprintln!` output of passing tests.
+pub fn skipped(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {msg} ***");
+}
+
 pub fn asset(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
 }
