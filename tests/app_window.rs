@@ -136,6 +136,13 @@ impl AppProc {
         }
         panic!("no {what} within {secs} s; last stats {last}");
     }
+
+    /// The window keeps repainting after `since`: a count of paints, not a rate, so a loaded
+    /// machine slows the test down instead of failing it.
+    fn keeps_repainting(&mut self, since: &Value) {
+        let base = since["paints_total"].as_u64().unwrap();
+        self.until(60.0, "five more repaints", |v| v["paints_total"].as_u64().is_some_and(|p| p >= base + 5));
+    }
 }
 
 impl Drop for AppProc {
@@ -164,7 +171,7 @@ fn the_dashboard_draws_a_live_window_under_xvfb() {
     // 4 s of frames: the 5 s traces are mostly filled and the word has played twice.
     let st = app.until(60.0, "400 frames", |v| v["frames"].as_u64().is_some_and(|f| f >= 400));
     assert_eq!(st["source_ok"], true, "{st}");
-    assert!(st["fps"].as_f64().unwrap() > 2.0, "the window repaints: {st}");
+    app.keeps_repainting(&st);
     assert_eq!(st["frames_dropped"], 0, "{st}");
     let png = shot_path("app-window.png");
     let (w, h, px) = x.screenshot(&png);
@@ -202,7 +209,7 @@ fn without_a_microphone_the_window_stays_up_and_says_so() {
     // Keep it running a while: the app must not exit or hang.
     let later = app.until(20.0, "later stats", |v| v["wall"].as_f64() > first["wall"].as_f64().map(|w| w + 3.0));
     assert_eq!(later["source_ok"], false, "{later}");
-    assert!(later["fps"].as_f64().unwrap() > 1.0, "{later}");
+    app.keeps_repainting(&later);
     let png = shot_path("app-window-no-mic.png");
     let (_, _, px) = x.screenshot(&png);
     // The failure banner is drawn in red.
@@ -256,7 +263,8 @@ fn a_broken_file_is_reported_in_the_window_and_a_good_one_then_plays() {
     assert_eq!(failed["worker_restarts"], 0, "{failed}");
     // It keeps drawing.
     let later = app.until(20.0, "later stats", |v| v["wall"].as_f64() > failed["wall"].as_f64().map(|w| w + 2.0));
-    assert!(later["fps"].as_f64().unwrap() > 1.0 && later["source_ok"] == false, "{later}");
+    assert_eq!(later["source_ok"], false, "{later}");
+    app.keeps_repainting(&later);
     let png = shot_path("app-window-bad-file.png");
     let (_, _, px) = x.screenshot(&png);
     let red = px.iter().filter(|p| p[0] > 80 && p[0] as u32 > 2 * p[1] as u32 && p[0] as u32 > 2 * p[2] as u32).count();

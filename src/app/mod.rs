@@ -100,18 +100,21 @@ pub fn run_app(opts: AppOptions) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}. Without a display, use `spikeword listen --mic` (headless) instead."))
 }
 
-/// With SPIKEWORD_APP_STATS set, one JSON line a second on stderr: repaint rate, frames,
-/// drops. For measuring the app from outside (tests, benchmarks).
+/// With SPIKEWORD_APP_STATS set, one JSON line a second on stderr: repaint rate and count,
+/// frames, drops. For measuring the app from outside (tests, benchmarks).
 struct StatsLog {
     last: Instant,
     paints: u64,
+    /// Every paint since start: tests ask that it grows, which a loaded machine slows but
+    /// cannot fail, where a rate would.
+    paints_total: u64,
     /// Time spent building the UI (not rendering it) since `last`.
     build: Duration,
 }
 
 impl StatsLog {
     fn new() -> Self {
-        Self { last: Instant::now(), paints: 0, build: Duration::ZERO }
+        Self { last: Instant::now(), paints: 0, paints_total: 0, build: Duration::ZERO }
     }
 }
 
@@ -213,6 +216,7 @@ impl App {
     fn log_stats(&mut self, build: Duration) {
         let Some(s) = &mut self.stats else { return };
         s.paints += 1;
+        s.paints_total += 1;
         s.build += build;
         if s.last.elapsed() < Duration::from_secs(1) {
             return;
@@ -222,6 +226,7 @@ impl App {
         let line = serde_json::json!({
             "wall": SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
             "fps": s.paints as f64 / s.last.elapsed().as_secs_f64(),
+            "paints_total": s.paints_total,
             "ui_build_ms": s.build.as_secs_f64() * 1000.0 / s.paints as f64,
             "frames": ld(&c.frames),
             "frames_dropped": ld(&c.frames_dropped),
