@@ -239,6 +239,21 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
     let lost = train(&cfg(lost_dir.path()), true, Some(p())).unwrap();
     assert_ne!(lost.weights, unbroken.weights);
 
+    // A checkpoint cut short (a run killed while writing it, before writes were atomic) is
+    // refused by name, with what to do, and nothing of the run is touched.
+    let cut_dir = tempfile::tempdir().unwrap();
+    stopped(cut_dir.path());
+    let state = cut_dir.path().join("checkpoint.json");
+    let whole = std::fs::read_to_string(&state).unwrap();
+    std::fs::write(&state, &whole[..whole.len() / 2]).unwrap();
+    let weights = std::fs::read(cut_dir.path().join("checkpoint.safetensors")).unwrap();
+    let err = format!("{:#}", train(&cfg(cut_dir.path()), true, Some(p())).unwrap_err());
+    assert!(err.contains("checkpoint.json") && err.contains("without --resume"), "{err}");
+    assert_eq!(std::fs::read(cut_dir.path().join("checkpoint.safetensors")).unwrap(), weights);
+    // The writes leave no temporary files behind.
+    let left: Vec<_> = std::fs::read_dir(cut_dir.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().ends_with(".tmp")).collect();
+    assert!(left.is_empty(), "{left:?}");
+
     // A list that names audio the data no longer has is refused, not cut short.
     let gone = [HardOrigin { utterances: vec![0, 9], start: 0, end: 160 }];
     let err = spikeword::train::mine::rebuild(&p(), &gone, 160, 16_000).unwrap_err();

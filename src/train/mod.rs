@@ -350,6 +350,15 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
 /// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
 /// checkpoint by the dev streaming metric once dt has reached its target, else the last).
 /// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
+/// Writes through a temporary file and a rename, so a run killed mid-write (a closed
+/// session, Ctrl-C) leaves the previous file whole and `--resume` can read it.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
 pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Model> {
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let (mut pool, summary, corpus) = match pool {
@@ -386,7 +395,10 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let mut avg: Option<Weights> = None;
     let mut averaged = 0usize;
     if resume && ckpt_state.is_file() {
-        let c: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)?;
+        let c: Checkpoint = std::fs::read_to_string(&ckpt_state)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str(&t)?))
+            .with_context(|| format!("{} is not a readable training checkpoint: start the run again without --resume", ckpt_state.display()))?;
         // The checkpoint's card records the split the run started with: resuming under another
         // would train on audio the run had kept out, and vice versa.
         let checkpoint = Model::load(&ckpt_model)?;
@@ -565,11 +577,12 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         // too, so a list left by an earlier run in the same folder never outlives it.
         if mines || epoch == start {
             let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
-            std::fs::write(&hard_path, serde_json::to_string(&origins)?)?;
+            write_atomic(&hard_path, serde_json::to_string(&origins)?.as_bytes())?;
         }
-        std::fs::write(
+        // Written last: it says which epoch the files above belong to.
+        write_atomic(
             &ckpt_state,
-            serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?,
+            serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?.as_bytes(),
         )?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
