@@ -347,9 +347,6 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
     }
 }
 
-/// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
-/// checkpoint by the dev streaming metric once dt has reached its target, else the last).
-/// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
 /// Writes through a temporary file and a rename, so a run killed mid-write (a closed
 /// session, Ctrl-C) leaves the previous file whole and `--resume` can read it.
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
@@ -359,6 +356,9 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
+/// checkpoint by the dev streaming metric once dt has reached its target, else the last).
+/// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
 pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Model> {
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let (mut pool, summary, corpus) = match pool {
