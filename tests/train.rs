@@ -231,6 +231,35 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
     assert_eq!(resumed.card.metrics["epochs"].as_array().unwrap().len(), 5);
     assert_eq!(resumed.weights, unbroken.weights);
 
+    // A run killed while saving an epoch resumes from one whole epoch. The files an epoch
+    // leaves, taken from a run stopped one epoch later:
+    let files = ["adam_m.safetensors", "adam_v.safetensors", "average.safetensors", "hard_negatives.json", "checkpoint.safetensors"];
+    let later = tempfile::tempdir().unwrap();
+    train(&TrainConfig { stop_after: Some(4), ..cfg(later.path()) }, false, Some(p())).unwrap();
+    let copy_pending = |to: &std::path::Path, moved: &[&str]| {
+        for f in files.iter().filter(|f| later.path().join(f).is_file()) {
+            let dest = if moved.contains(f) { to.join(f) } else { to.join(format!("pending-{f}")) };
+            std::fs::copy(later.path().join(f), dest).unwrap();
+        }
+    };
+    let no_pending = |d: &std::path::Path| {
+        let left: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with("pending-")).collect();
+        assert!(left.is_empty(), "{left:?}");
+    };
+    // Killed before the commit (checkpoint.json still says 3 epochs): epoch 4's files are dropped.
+    let uncommitted = tempfile::tempdir().unwrap();
+    stopped(uncommitted.path());
+    copy_pending(uncommitted.path(), &[]);
+    assert_eq!(train(&cfg(uncommitted.path()), true, Some(p())).unwrap().weights, unbroken.weights);
+    no_pending(uncommitted.path());
+    // Killed after the commit, with one file already moved into place: the others follow it.
+    let committed = tempfile::tempdir().unwrap();
+    stopped(committed.path());
+    copy_pending(committed.path(), &["adam_m.safetensors"]);
+    std::fs::copy(later.path().join("checkpoint.json"), committed.path().join("checkpoint.json")).unwrap();
+    assert_eq!(train(&cfg(committed.path()), true, Some(p())).unwrap().weights, unbroken.weights);
+    no_pending(committed.path());
+
     // Without the list, the resumed run trains on other sequences and ends elsewhere: the
     // check above could fail.
     let lost_dir = tempfile::tempdir().unwrap();

@@ -356,6 +356,51 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The files an epoch leaves for `--resume`. Each epoch writes them as `pending-<name>`,
+/// commits by writing `checkpoint.json`, then moves them into place, `checkpoint.safetensors`
+/// last; `settle` finishes or undoes what a kill cut short, so a resumed run always starts
+/// from one whole epoch and ends where an unbroken run would.
+const EPOCH_FILES: [&str; 5] = ["adam_m.safetensors", "adam_v.safetensors", "average.safetensors", "hard_negatives.json", "checkpoint.safetensors"];
+
+fn pending(out: &std::path::Path, name: &str) -> std::path::PathBuf {
+    out.join(format!("pending-{name}"))
+}
+
+/// Moves an epoch's pending files into place.
+fn move_pending(out: &std::path::Path) -> Result<()> {
+    for name in EPOCH_FILES {
+        let p = pending(out, name);
+        if p.is_file() {
+            std::fs::rename(&p, out.join(name)).with_context(|| format!("moving {} into place", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Before a resume: pending files of the epoch `checkpoint.json` records were committed and
+/// go into place; those of an epoch never committed are removed. The pending checkpoint,
+/// moved last, carries its epoch in its log.
+fn settle(out: &std::path::Path, next_epoch: usize) -> Result<()> {
+    let epochs = Model::load(&pending(out, "checkpoint.safetensors")).ok().and_then(|m| m.card.metrics["epochs"].as_array().map(Vec::len));
+    if epochs == Some(next_epoch) {
+        move_pending(out)
+    } else {
+        drop_pending(out)
+    }
+}
+
+/// Removes pending files of an epoch never committed (the checkpoint goes last, so a removal
+/// cut short is finished by the next).
+fn drop_pending(out: &std::path::Path) -> Result<()> {
+    for name in EPOCH_FILES {
+        let p = pending(out, name);
+        if p.is_file() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {} (an epoch the run never finished saving)", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
 /// checkpoint by the dev streaming metric once dt has reached its target, else the last).
 /// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
@@ -399,6 +444,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             .map_err(anyhow::Error::from)
             .and_then(|t| Ok(serde_json::from_str(&t)?))
             .with_context(|| format!("{} is not a readable training checkpoint: start the run again without --resume", ckpt_state.display()))?;
+        settle(&cfg.out, c.next_epoch)?;
         // The checkpoint's card records the split the run started with: resuming under another
         // would train on audio the run had kept out, and vice versa.
         let checkpoint = Model::load(&ckpt_model)?;
@@ -433,6 +479,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             eprintln!("{} is missing: this run goes on without its hard negatives until the next mining pass", hard_path.display());
         }
         eprintln!("resuming at epoch {} with {} hard negatives", start + 1, pool.hard.len());
+    } else {
+        // A new run in an old run's folder: nothing half-saved from that run may be moved in.
+        drop_pending(&cfg.out)?;
     }
     // Written after the resume check, so a refused resume leaves the run's settings as they were.
     std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
@@ -567,23 +616,24 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             for (x, (_, y)) in a.tensors_mut().into_iter().zip(w.tensors()) {
                 x.iter_mut().zip(y).for_each(|(p, q)| *p += k * (q - *p));
             }
-            Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }.save(&avg_path)?;
+            Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }.save(&pending(&cfg.out, "average.safetensors"))?;
         }
         let checkpoint = Model { card: card(cfg, dt, serde_json::json!({ "epochs": log })), weights: w.clone() };
-        checkpoint.save(&ckpt_model)?;
-        Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&cfg.out.join("adam_m.safetensors"))?;
-        Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&cfg.out.join("adam_v.safetensors"))?;
+        checkpoint.save(&pending(&cfg.out, "checkpoint.safetensors"))?;
+        Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.m.clone() }.save(&pending(&cfg.out, "adam_m.safetensors"))?;
+        Model { card: card(cfg, dt, serde_json::Value::Null), weights: adam.v.clone() }.save(&pending(&cfg.out, "adam_v.safetensors"))?;
         // The list changes only when mining runs; the first epoch of every invocation writes it
         // too, so a list left by an earlier run in the same folder never outlives it.
         if mines || epoch == start {
             let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
-            write_atomic(&hard_path, serde_json::to_string(&origins)?.as_bytes())?;
+            write_atomic(&pending(&cfg.out, "hard_negatives.json"), serde_json::to_string(&origins)?.as_bytes())?;
         }
-        // Written last: it says which epoch the files above belong to.
+        // The commit: from here on, a resume takes this epoch's pending files.
         write_atomic(
             &ckpt_state,
             serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?.as_bytes(),
         )?;
+        move_pending(&cfg.out)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
         }
