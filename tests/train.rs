@@ -242,8 +242,13 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
             std::fs::copy(later.path().join(f), dest).unwrap();
         }
     };
+    // Files a save leaves behind only while it is unfinished.
+    let leftovers = |d: &std::path::Path| -> Vec<String> {
+        let names = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+        names.filter(|n| n.starts_with("pending-") || n.ends_with(".tmp")).collect()
+    };
     let no_pending = |d: &std::path::Path| {
-        let left: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with("pending-")).collect();
+        let left = leftovers(d);
         assert!(left.is_empty(), "{left:?}");
     };
     // Killed before the commit (checkpoint.json still says 3 epochs): epoch 4's files are dropped.
@@ -279,9 +284,8 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
     let err = format!("{:#}", train(&cfg(cut_dir.path()), true, Some(p())).unwrap_err());
     assert!(err.contains("checkpoint.json") && err.contains("without --resume"), "{err}");
     assert_eq!(std::fs::read(cut_dir.path().join("checkpoint.safetensors")).unwrap(), weights);
-    // The writes leave no temporary files behind.
-    let left: Vec<_> = std::fs::read_dir(cut_dir.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().ends_with(".tmp")).collect();
-    assert!(left.is_empty(), "{left:?}");
+    // The writes leave no temporary or pending files behind.
+    no_pending(cut_dir.path());
 
     // A list that names audio the data no longer has is refused, not cut short.
     let gone = [HardOrigin { utterances: vec![0, 9], start: 0, end: 160 }];

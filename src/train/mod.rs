@@ -348,7 +348,8 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
 }
 
 /// Writes through a temporary file and a rename, so a run killed mid-write (a closed
-/// session, Ctrl-C) leaves the previous file whole and `--resume` can read it.
+/// session, Ctrl-C) leaves the previous file whole and `--resume` can read it. Only
+/// `checkpoint.json`, the commit of each epoch, needs it.
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -626,7 +627,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         // too, so a list left by an earlier run in the same folder never outlives it.
         if mines || epoch == start {
             let origins: Vec<&HardOrigin> = pool.hard.iter().map(|h| &h.origin).collect();
-            write_atomic(&pending(&cfg.out, "hard_negatives.json"), serde_json::to_string(&origins)?.as_bytes())?;
+            // A plain write: a pending file cut short is never committed, so it is never read.
+            let path = pending(&cfg.out, "hard_negatives.json");
+            std::fs::write(&path, serde_json::to_string(&origins)?).with_context(|| format!("writing {}", path.display()))?;
         }
         // The commit: from here on, a resume takes this epoch's pending files.
         write_atomic(
