@@ -265,6 +265,16 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
     assert_eq!(train(&cfg(committed.path()), true, Some(p())).unwrap().weights, unbroken.weights);
     no_pending(committed.path());
 
+    // A new run in an earlier run's folder owes it nothing: over all that run left, a best
+    // checkpoint included (this run scores no dev epoch, so it never writes its own), it
+    // returns what it trained.
+    let reused = tempfile::tempdir().unwrap();
+    for f in files.iter().chain(&["checkpoint.json"]).filter(|f| later.path().join(f).is_file()) {
+        std::fs::copy(later.path().join(f), reused.path().join(f)).unwrap();
+    }
+    std::fs::copy(later.path().join("checkpoint.safetensors"), reused.path().join("best.safetensors")).unwrap();
+    assert_eq!(train(&cfg(reused.path()), false, Some(p())).unwrap().weights, unbroken.weights);
+
     // Without the list, the resumed run trains on other sequences and ends elsewhere: the
     // check above could fail.
     let lost_dir = tempfile::tempdir().unwrap();

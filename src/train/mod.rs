@@ -402,6 +402,22 @@ fn drop_pending(out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// A new run in an earlier run's folder: removes what that run left that this one could
+/// later read as its own. Its `checkpoint.json` goes first: with it there, a kill before this
+/// run's first commit followed by `--resume` would take this run's pending epoch under that
+/// run's record; its `best.safetensors` would be returned if this run never scores a dev
+/// epoch. Its other resume files are only read through a `checkpoint.json`.
+fn clear_earlier_run(out: &std::path::Path) -> Result<()> {
+    let left: Vec<_> = ["checkpoint.json", "best.safetensors"].into_iter().map(|n| out.join(n)).filter(|p| p.is_file()).collect();
+    if !left.is_empty() {
+        eprintln!("{} holds an earlier run: starting a new one over it (--resume continues a run instead)", out.display());
+    }
+    for p in left {
+        std::fs::remove_file(&p).with_context(|| format!("removing {} (left by an earlier run)", p.display()))?;
+    }
+    drop_pending(out)
+}
+
 /// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
 /// checkpoint by the dev streaming metric once dt has reached its target, else the last).
 /// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
@@ -481,8 +497,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         }
         eprintln!("resuming at epoch {} with {} hard negatives", start + 1, pool.hard.len());
     } else {
-        // A new run in an old run's folder: nothing half-saved from that run may be moved in.
-        drop_pending(&cfg.out)?;
+        clear_earlier_run(&cfg.out)?;
     }
     // Written after the resume check, so a refused resume leaves the run's settings as they were.
     std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
