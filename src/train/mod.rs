@@ -2,13 +2,15 @@
 //! speech, noise and non-keyword audio ([`compose`]), per-frame targets and the streaming
 //! loss ([`loss`]), hard negatives mined from the training audio every few epochs
 //! ([`mine`]), spikes forward and the rate derivative backward ([`grad`]), dt annealed from
-//! the ReLU network to the target, checkpoints every epoch, and the model chosen by the
-//! streaming metric on the dev part.
+//! the ReLU network to the target, checkpoints every epoch (`checkpoint`), and the model
+//! chosen by the streaming metric on the dev part; every setting in one [`TrainConfig`].
 //!
 //! The forward pass is [`crate::network::forward_sequence`], the same definition the
 //! streaming engine is tested against; only the backward pass lives here.
 
+mod checkpoint;
 pub mod compose;
+pub mod config;
 pub mod data;
 pub mod grad;
 pub mod loss;
@@ -19,136 +21,18 @@ use crate::dataset::LABELS;
 use crate::detect::{is_keyword, DetectionConfig};
 use crate::eval::score::score;
 use crate::eval::stream::{add_calibration_negatives, collect_traces, BenchmarkOptions};
-use crate::features::{FrontEnd, FrontEndConfig};
+use crate::features::FrontEnd;
 use crate::model::{Model, ModelCard, FORMAT_VERSION};
-use crate::network::{forward_sequence, Architecture, LayerSpec, Mode, Weights};
+use crate::network::{forward_sequence, Architecture, Mode, Weights};
 use crate::progress::bar as progress;
 use anyhow::{bail, Context, Result};
-use compose::{compose, ComposeConfig, HardOrigin, Pool};
-use loss::{streaming_loss, LossWeights, SeqLabels};
+use checkpoint::{clear_earlier_run, move_pending, pending, settle, write_atomic, Checkpoint};
+use compose::{compose, HardOrigin, Pool};
+pub use config::TrainConfig;
+use loss::{streaming_loss, SeqLabels};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
-
-/// Every hyperparameter of a run; saved beside the weights and in the model card.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub data: PathBuf,
-    pub synth: Option<PathBuf>,
-    pub out: PathBuf,
-    pub seed: u64,
-    pub epochs: usize,
-    pub batch: usize,
-    pub lr: f32,
-    /// Sequences composed afresh for every epoch.
-    pub sequences_per_epoch: usize,
-    pub layers: Vec<LayerSpec>,
-    /// Delta-coding step of layer 0's input (0: off). Each layer's memory read-out has its
-    /// own in `layers[l].memory_delta`. Both are in the loop whenever the network spikes.
-    #[serde(default)]
-    pub input_delta: f32,
-    pub frontend: FrontEndConfig,
-    /// Epochs run as the non-spiking (ReLU) network before spiking starts.
-    pub dense_epochs: usize,
-    /// dt at the first spiking epoch, decayed geometrically to `target_dt` over `anneal_epochs`.
-    pub start_dt: f32,
-    pub target_dt: f32,
-    pub anneal_epochs: usize,
-    pub rate_reg: f32,
-    /// Decoupled weight decay (AdamW), per step, relative to the learning rate.
-    pub weight_decay: f32,
-    /// SpecAugment: masks per sequence of up to this many mel bands / frames, drawn afresh
-    /// every time.
-    pub freq_masks: usize,
-    pub freq_mask_width: usize,
-    pub time_masks: usize,
-    pub time_mask_width: usize,
-    pub smoothing_frames: usize,
-    pub compose: ComposeConfig,
-    pub loss: LossWeights,
-    /// Mine hard negatives every this many epochs once spiking has started (0: never).
-    pub mine_every: usize,
-    pub mine_threshold: f32,
-    pub mine_fraction: f32,
-    pub max_hard_negatives: usize,
-    /// Measure the streaming metric on the dev part every this many epochs (and at the end).
-    pub eval_every: usize,
-    /// Average the weights of this many last epochs (stochastic weight averaging: a flatter
-    /// solution that is less tied to the few real training speakers) and keep the average if
-    /// the dev streaming metric prefers it to the best single epoch. 0: off.
-    #[serde(default)]
-    pub average_last: usize,
-    /// Use at most this many files per source (tests and quick runs).
-    pub limit_files: Option<usize>,
-    /// Which non-test ids are dev (kept out of training, choose checkpoints and thresholds).
-    /// Recorded in the model's card; `--set split.dev_percent=30` for recipe comparisons.
-    #[serde(default)]
-    pub split: crate::corpus::Split,
-    /// Stop (checkpointed) after this epoch, to go on later with `--resume`. Not part of
-    /// the run's settings, so it is not saved.
-    #[serde(skip)]
-    pub stop_after: Option<usize>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            data: PathBuf::from("../shared/data"),
-            synth: Some(PathBuf::from("data/synth")),
-            out: PathBuf::from("runs/kws12"),
-            seed: 1,
-            epochs: 45,
-            batch: 32,
-            lr: 2e-3,
-            sequences_per_epoch: 5000,
-            layers: vec![
-                LayerSpec { memory_d: 40, order: 12, theta: 100.0, units: 512, memory_delta: 0.0 },
-                LayerSpec { memory_d: 16, order: 8, theta: 50.0, units: 512, memory_delta: 0.0 },
-            ],
-            input_delta: 0.0,
-            frontend: FrontEndConfig::default(),
-            dense_epochs: 6,
-            start_dt: 16.0,
-            target_dt: 1.0,
-            anneal_epochs: 12,
-            rate_reg: 0.02,
-            weight_decay: 0.01,
-            freq_masks: 2,
-            freq_mask_width: 7,
-            time_masks: 1,
-            time_mask_width: 10,
-            smoothing_frames: 8,
-            compose: ComposeConfig::default(),
-            loss: LossWeights::default(),
-            mine_every: 3,
-            mine_threshold: 0.5,
-            mine_fraction: 0.4,
-            max_hard_negatives: 4000,
-            eval_every: 2,
-            average_last: 12,
-            limit_files: None,
-            split: Default::default(),
-            stop_after: None,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// (mode, dt) used in `epoch` (0-based).
-    pub fn schedule(&self, epoch: usize) -> (Mode, f32) {
-        if epoch < self.dense_epochs {
-            return (Mode::Dense, self.start_dt);
-        }
-        let k = (epoch - self.dense_epochs + 1).min(self.anneal_epochs.max(1)) as f32 / self.anneal_epochs.max(1) as f32;
-        (Mode::Spiking, self.start_dt * (self.target_dt / self.start_dt).powf(k))
-    }
-
-    /// Frames per training sequence.
-    pub fn frames(&self) -> usize {
-        (self.compose.seconds * self.frontend.sample_rate as f32 / self.frontend.hop_length as f32).round() as usize
-    }
-}
 
 /// One composed training sequence, as features.
 pub struct Example {
@@ -322,17 +206,6 @@ pub struct EpochLog {
     pub seconds: f64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Checkpoint {
-    next_epoch: usize,
-    adam_t: i32,
-    log: Vec<EpochLog>,
-    best_score: Option<f64>,
-    /// Epochs summed into `average.safetensors` so far.
-    #[serde(default)]
-    averaged: usize,
-}
-
 /// The model card of the current weights.
 pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard {
     ModelCard {
@@ -345,77 +218,6 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
         provenance: serde_json::json!({ "train_config": cfg, "split": cfg.split.record() }),
         metrics,
     }
-}
-
-/// Writes through a temporary file and a rename, so a run killed mid-write (a closed
-/// session, Ctrl-C) leaves the previous file whole and `--resume` can read it. Only
-/// `checkpoint.json`, the commit of each epoch, needs it.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The files an epoch leaves for `--resume`. Each epoch writes them as `pending-<name>`,
-/// commits by writing `checkpoint.json`, then moves them into place, `checkpoint.safetensors`
-/// last; `settle` finishes or undoes what a kill cut short, so a resumed run always starts
-/// from one whole epoch and ends where an unbroken run would.
-const EPOCH_FILES: [&str; 5] = ["adam_m.safetensors", "adam_v.safetensors", "average.safetensors", "hard_negatives.json", "checkpoint.safetensors"];
-
-fn pending(out: &std::path::Path, name: &str) -> std::path::PathBuf {
-    out.join(format!("pending-{name}"))
-}
-
-/// Moves an epoch's pending files into place.
-fn move_pending(out: &std::path::Path) -> Result<()> {
-    for name in EPOCH_FILES {
-        let p = pending(out, name);
-        if p.is_file() {
-            std::fs::rename(&p, out.join(name)).with_context(|| format!("moving {} into place", p.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Before a resume: pending files of the epoch `checkpoint.json` records were committed and
-/// go into place; those of an epoch never committed are removed. The pending checkpoint,
-/// moved last, carries its epoch in its log.
-fn settle(out: &std::path::Path, next_epoch: usize) -> Result<()> {
-    let epochs = Model::load(&pending(out, "checkpoint.safetensors")).ok().and_then(|m| m.card.metrics["epochs"].as_array().map(Vec::len));
-    if epochs == Some(next_epoch) {
-        move_pending(out)
-    } else {
-        drop_pending(out)
-    }
-}
-
-/// Removes pending files of an epoch never committed (the checkpoint goes last, so a removal
-/// cut short is finished by the next).
-fn drop_pending(out: &std::path::Path) -> Result<()> {
-    for name in EPOCH_FILES {
-        let p = pending(out, name);
-        if p.is_file() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {} (an epoch the run never finished saving)", p.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// A new run in an earlier run's folder: removes what that run left that this one could
-/// later read as its own. Its `checkpoint.json` goes first: with it there, a kill before this
-/// run's first commit followed by `--resume` would take this run's pending epoch under that
-/// run's record; its `best.safetensors` would be returned if this run never scores a dev
-/// epoch. Its other resume files are only read through a `checkpoint.json`.
-fn clear_earlier_run(out: &std::path::Path) -> Result<()> {
-    let left: Vec<_> = ["checkpoint.json", "best.safetensors"].into_iter().map(|n| out.join(n)).filter(|p| p.is_file()).collect();
-    if !left.is_empty() {
-        eprintln!("{} holds an earlier run: starting a new one over it (--resume continues a run instead)", out.display());
-    }
-    for p in left {
-        std::fs::remove_file(&p).with_context(|| format!("removing {} (left by an earlier run)", p.display()))?;
-    }
-    drop_pending(out)
 }
 
 /// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
