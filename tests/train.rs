@@ -242,13 +242,10 @@ fn a_stopped_run_resumes_to_the_weights_of_an_unbroken_one() {
             std::fs::copy(later.path().join(f), dest).unwrap();
         }
     };
-    // Files a save leaves behind only while it is unfinished.
-    let leftovers = |d: &std::path::Path| -> Vec<String> {
-        let names = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
-        names.filter(|n| n.starts_with("pending-") || n.ends_with(".tmp")).collect()
-    };
+    // No file a save leaves behind only while it is unfinished.
     let no_pending = |d: &std::path::Path| {
-        let left = leftovers(d);
+        let names = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+        let left: Vec<String> = names.filter(|n| n.starts_with("pending-") || n.ends_with(".tmp")).collect();
         assert!(left.is_empty(), "{left:?}");
     };
     // Killed before the commit (checkpoint.json still says 3 epochs): epoch 4's files are dropped.

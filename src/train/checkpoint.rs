@@ -76,8 +76,9 @@ fn drop_pending(out: &std::path::Path) -> Result<()> {
 /// A new run in an earlier run's folder: removes what that run left that this one could
 /// later read as its own. Its `checkpoint.json` goes first: with it there, a kill before this
 /// run's first commit followed by `--resume` would take this run's pending epoch under that
-/// run's record; its `best.safetensors` would be returned if this run never scores a dev
-/// epoch. Its other resume files are only read through a `checkpoint.json`.
+/// run's record. Its `best.safetensors` is never read by this run (the best epoch is taken by
+/// the run's own record), but beside this run's model a user would take it for this run's.
+/// Its other resume files are only read through a `checkpoint.json`.
 pub(super) fn clear_earlier_run(out: &std::path::Path) -> Result<()> {
     let left: Vec<_> = ["checkpoint.json", "best.safetensors"].into_iter().map(|n| out.join(n)).filter(|p| p.is_file()).collect();
     if !left.is_empty() {

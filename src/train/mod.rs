@@ -459,7 +459,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         }
     }
     let (mode, dt) = cfg.schedule(cfg.epochs.saturating_sub(1));
-    let (mut chosen, chosen_epoch) = if best_path.is_file() {
+    // By the run's own record, not by the file: a folder may hold another run's.
+    let (mut chosen, chosen_epoch) = if best_score.is_some() {
         let m = Model::load(&best_path)?;
         let e = m.card.metrics["chosen_epoch"].as_u64().unwrap_or(cfg.epochs as u64);
         (m.weights, e as usize)
