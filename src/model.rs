@@ -269,10 +269,7 @@ impl Model {
     /// Writes atomically (temp file, then rename) so a crash never leaves half a model.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let bytes = self.to_bytes()?;
-        let tmp = path.with_extension("safetensors.tmp");
-        let err = |source| ModelError::Write { path: path.to_path_buf(), source };
-        std::fs::write(&tmp, bytes).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        write_atomic(path, &bytes).map_err(|source| ModelError::Write { path: path.to_path_buf(), source })
     }
 
     pub fn network(&self) -> Network {
@@ -286,6 +283,15 @@ impl Model {
     pub fn detector(&self) -> Detector {
         Detector::new(self.card.labels.clone(), self.card.detection.clone(), self.card.frontend.frame_seconds())
     }
+}
+
+/// Writes through `<path>.tmp` and a rename, so a write cut short (a closed session, Ctrl-C)
+/// leaves the previous file whole: a model a user loads, or the commit of a training epoch.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Where the shipped model is looked for when no `--model` is given: `$SPIKEWORD_MODEL`,

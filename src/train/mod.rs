@@ -26,7 +26,7 @@ use crate::model::{Model, ModelCard, FORMAT_VERSION};
 use crate::network::{forward_sequence, Architecture, Mode, Weights};
 use crate::progress::bar as progress;
 use anyhow::{bail, Context, Result};
-use checkpoint::{clear_earlier_run, move_pending, pending, settle, write_atomic, Checkpoint};
+use checkpoint::{clear_earlier_run, move_pending, pending, Checkpoint, RunState, CHECKPOINT_STATE};
 use compose::{compose, HardOrigin, Pool};
 pub use config::TrainConfig;
 use loss::{streaming_loss, SeqLabels};
@@ -220,6 +220,23 @@ pub fn card(cfg: &TrainConfig, dt: f32, metrics: serde_json::Value) -> ModelCard
     }
 }
 
+/// A new run's starting point: random weights, the input statistics of a first sample of
+/// sequences, Adam at rest.
+fn fresh(cfg: &TrainConfig, pool: &Pool, arch: &Architecture) -> RunState {
+    let mut weights = Weights::random(arch, cfg.seed);
+    let first = make_examples(pool, cfg, cfg.sequences_per_epoch.min(1000), cfg.seed ^ 0xFEA7, "features: statistics");
+    (weights.input_mean, weights.input_std) = feature_stats(&first, cfg.frontend.n_mels);
+    RunState {
+        weights,
+        adam: Adam { m: Weights::zeros(arch), v: Weights::zeros(arch), t: 0 },
+        next_epoch: 0,
+        log: Vec::new(),
+        best_score: None,
+        averaged: 0,
+        average: None,
+    }
+}
+
 /// Trains (resuming from `cfg.out` when `resume`), returns the chosen model (the best
 /// checkpoint by the dev streaming metric once dt has reached its target, else the last).
 /// `pool` replaces loading the data folder (tests); `corpus` is needed for the dev metric.
@@ -243,64 +260,14 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     }
     let dim = cfg.frontend.n_mels;
     let mut arch = card(cfg, cfg.start_dt, serde_json::Value::Null).architecture;
-    let mut w = Weights::random(&arch, cfg.seed);
-    let first = make_examples(&pool, cfg, cfg.sequences_per_epoch.min(1000), cfg.seed ^ 0xFEA7, "features: statistics");
-    (w.input_mean, w.input_std) = feature_stats(&first, dim);
-    drop(first);
-    let mut adam = Adam { m: Weights::zeros(&arch), v: Weights::zeros(&arch), t: 0 };
-    let mut log: Vec<EpochLog> = Vec::new();
-    let mut start = 0;
-    let mut best_score: Option<f64> = None;
-    let ckpt_model = cfg.out.join("checkpoint.safetensors");
-    let ckpt_state = cfg.out.join("checkpoint.json");
+    let ckpt_state = cfg.out.join(CHECKPOINT_STATE);
     let best_path = cfg.out.join("best.safetensors");
-    let avg_path = cfg.out.join("average.safetensors");
-    let hard_path = cfg.out.join("hard_negatives.json");
-    let mut avg: Option<Weights> = None;
-    let mut averaged = 0usize;
-    if resume && ckpt_state.is_file() {
-        let c: Checkpoint = std::fs::read_to_string(&ckpt_state)
-            .map_err(anyhow::Error::from)
-            .and_then(|t| Ok(serde_json::from_str(&t)?))
-            .with_context(|| format!("{} is not a readable training checkpoint: start the run again without --resume", ckpt_state.display()))?;
-        settle(&cfg.out, c.next_epoch)?;
-        // The checkpoint's card records the split the run started with: resuming under another
-        // would train on audio the run had kept out, and vice versa.
-        let checkpoint = Model::load(&ckpt_model)?;
-        let started = crate::corpus::Split::of(&checkpoint.card.provenance);
-        if started != cfg.split {
-            anyhow::bail!(
-                "{} was trained with dev {}% of the non-test ids, but the run's configuration says {}%: it cannot go on on other audio (set split.dev_percent in {} back to {}, or start a new run)",
-                ckpt_model.display(),
-                started.dev_percent,
-                cfg.split.dev_percent,
-                cfg.out.join("config.json").display(),
-                started.dev_percent
-            );
-        }
-        w = checkpoint.weights;
-        adam.m = Model::load(&cfg.out.join("adam_m.safetensors"))?.weights;
-        adam.v = Model::load(&cfg.out.join("adam_v.safetensors"))?.weights;
-        adam.t = c.adam_t;
-        start = c.next_epoch;
-        log = c.log;
-        best_score = c.best_score;
-        averaged = c.averaged;
-        if averaged > 0 {
-            avg = Some(Model::load(&avg_path)?.weights);
-        }
-        if hard_path.is_file() {
-            let origins: Vec<HardOrigin> = serde_json::from_str(&std::fs::read_to_string(&hard_path)?)
-                .with_context(|| format!("{} is not a list of hard negatives", hard_path.display()))?;
-            pool.hard = mine::rebuild(&pool, &origins, cfg.frontend.hop_length, cfg.frontend.sample_rate as usize)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", hard_path.display()))?;
-        } else if c.next_epoch > cfg.dense_epochs && cfg.mine_every > 0 {
-            eprintln!("{} is missing: this run goes on without its hard negatives until the next mining pass", hard_path.display());
-        }
-        eprintln!("resuming at epoch {} with {} hard negatives", start + 1, pool.hard.len());
+    let RunState { weights: mut w, mut adam, next_epoch: start, mut log, mut best_score, mut averaged, mut average } = if resume && ckpt_state.is_file() {
+        checkpoint::resume(cfg, &mut pool)?
     } else {
         clear_earlier_run(&cfg.out)?;
-    }
+        fresh(cfg, &pool, &arch)
+    };
     // Written after the resume check, so a refused resume leaves the run's settings as they were.
     std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
     let is_kw: Vec<bool> = LABELS.iter().map(|l| is_keyword(l)).collect();
@@ -428,7 +395,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
         }
         if cfg.average_last > 0 && annealed && epoch + cfg.average_last >= cfg.epochs {
             // Running mean of the weights after each of the last epochs.
-            let a = avg.get_or_insert_with(|| Weights::zeros(&arch));
+            let a = average.get_or_insert_with(|| Weights::zeros(&arch));
             averaged += 1;
             let k = 1.0 / averaged as f32;
             for (x, (_, y)) in a.tensors_mut().into_iter().zip(w.tensors()) {
@@ -449,10 +416,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             std::fs::write(&path, serde_json::to_string(&origins)?).with_context(|| format!("writing {}", path.display()))?;
         }
         // The commit: from here on, a resume takes this epoch's pending files.
-        write_atomic(
-            &ckpt_state,
-            serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?.as_bytes(),
-        )?;
+        let commit = serde_json::to_string_pretty(&Checkpoint { next_epoch: epoch + 1, adam_t: adam.t, log: log.clone(), best_score, averaged })?;
+        crate::model::write_atomic(&ckpt_state, commit.as_bytes()).with_context(|| format!("writing {}", ckpt_state.display()))?;
         move_pending(&cfg.out)?;
         if cfg.stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
             return Ok(checkpoint);
@@ -467,9 +432,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     } else {
         (w, cfg.epochs)
     };
-    let mut average = serde_json::Value::Null;
+    let mut average_report = serde_json::Value::Null;
     let mut average_kept = false;
-    if let (Some(a), Some(c)) = (avg, &corpus) {
+    if let (Some(a), Some(c)) = (average, &corpus) {
         let d = dev_metrics(&Model { card: card(cfg, dt, serde_json::Value::Null), weights: a.clone() }, c, mode, cfg.limit_files)?;
         let kept = best_score.is_none_or(|b| d.score() >= b);
         eprintln!(
@@ -478,7 +443,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
             best_score.unwrap_or(f64::NAN),
             if kept { "kept" } else { "not kept" }
         );
-        average = serde_json::json!({ "epochs": averaged, "dev": d, "kept": kept });
+        average_report = serde_json::json!({ "epochs": averaged, "dev": d, "kept": kept });
         if kept {
             chosen = a;
             average_kept = true;
@@ -488,7 +453,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, pool: Option<Pool>) -> Result<Mode
     let metrics = serde_json::json!({
         "selection": "best dev streaming score (mean of clean and 10 dB recall at <= 2 false alarms/h; dev keyword clips, dev and calibration negatives) after dt reached its target; the weight average instead when weight_average.kept",
         "chosen_epoch": chosen_epoch,
-        "weight_average": average,
+        "weight_average": average_report,
         "training_audio": summary,
         "epochs": log,
     });
